@@ -1,0 +1,1 @@
+"""The cluster operator: reconciles the ClusterPolicy into MIG manager, device plugin and GFD workloads."""
