@@ -35,7 +35,7 @@ unit: setup
 test: setup lint typecheck unit
 
 demo: $(VENV)/.installed
-	$(PY) -m mig_manager.demo
+	$(PY) scripts/demo.py
 
 bench: $(VENV)/.installed
 	$(PY) bench/planner.py

@@ -260,7 +260,7 @@ def _explain(search: _Search, table: ProfileTable) -> str:
         blocked = [c for c in profile.placements if c.overlaps(p)]
         if blocked:
             slices = f"slice {p.start}" if p.size == 1 else f"slices {p.start}-{p.end - 1}"
-            reasons.append(f"{gi.name} at {p} holds {slices} ({format_placements(blocked)})")
+            reasons.append(f"{gi.name} at {p} holds {slices} (placements {format_placements(blocked)})")
     closest = ", ".join(f"{gi.name} at {p}" for gi, p in held) or "nothing placed"
     return (
         f"{profile.name} (instance {nth} of {total}) cannot be placed on {_describe(table)}: it needs one of the "
@@ -316,10 +316,14 @@ def _totals(table: ProfileTable, gis: Sequence[GpuInstanceProfile]) -> list[str]
     notes = []
     compute = sum(gi.slices for gi in gis)
     if compute > table.compute_slices:
-        notes.append(f"In total the request needs {compute} compute slices; {_describe(table)} has {table.compute_slices}.")
+        notes.append(
+            f"In total the request needs {compute} compute slices; {_describe(table)} has {table.compute_slices}."
+        )
     memory = sum(gi.placements[0].size for gi in gis)
     if memory > table.memory_slices:
-        notes.append(f"In total the request needs {memory} memory slices; {_describe(table)} has {table.memory_slices}.")
+        notes.append(
+            f"In total the request needs {memory} memory slices; {_describe(table)} has {table.memory_slices}."
+        )
     return notes
 
 
@@ -376,7 +380,7 @@ def _desired(gpu: NodeGpu, index: int, entry: MigConfigEntry, earlier: tuple[int
     try:
         result = plan(gpu.table, entry.desired_devices())
     except PlanError as exc:
-        return GpuDesired(gpu, index, True, None, type(exc)(f"{gpu.describe()}: {exc}"), earlier)
+        return GpuDesired(gpu, index, True, None, exc, earlier)
     return GpuDesired(gpu, index, True, result, None, earlier)
 
 
