@@ -1,8 +1,12 @@
 """The mig-parted config format v1: models, parsing, validation, dumping and the MIG profile-name grammar.
 
 Pure: no logging and no I/O (except `load_spec_file`). Parsing follows NVIDIA's mig-parted (api/spec/v1) and go-nvlib
-(mig_profile.go) so that every config NVIDIA's tool accepts loads here, but it is stricter where NVIDIA silently does
-something surprising only when that surprise is certainly a mistake; legal-but-suspicious input becomes a `SpecWarning`.
+(mig_profile.go), so a config NVIDIA's tool accepts loads here and dumps back in the same forms. Legal but suspicious
+input (a filter that never matches, a zero count, a repeated key) is a `SpecWarning`, never an error.
+
+Where Go's JSON decoding silently turns a null into a zero value, we refuse instead, because the result is certainly not
+what was meant: `mig-enabled: ~` (Go: false) and a null or fractional count (Go: 0, or 2 for 2.0) are errors. A null
+`device-filter` is read as no filter and a null `mig-devices` as absent, exactly as NVIDIA does.
 """
 
 from __future__ import annotations
@@ -478,6 +482,7 @@ class _Loader:
         self.source = source
         self.warnings: list[SpecWarning] = []
         self._constructor = SafeConstructor()
+        self._key_texts: dict[int, str] = {}  # by node id: each key is converted, and warned about, once
 
     def warn(self, where: _Where, message: str, line: int | None) -> None:
         self.warnings.append(SpecWarning(message, config=where.config, entry=where.entry, line=line))
@@ -530,12 +535,28 @@ class _Loader:
 
     def key_text(self, node: Node, where: _Where, key: str | None) -> str:
         """A mapping key as text; integer and boolean keys become text the way sigs.k8s.io/yaml converts them."""
+        cached = self._key_texts.get(id(node))
+        if cached is not None:
+            return cached
+        text = self._key_text(node, where, key)
+        self._key_texts[id(node)] = text
+        return text
+
+    def _key_text(self, node: Node, where: _Where, key: str | None) -> str:
         if isinstance(node, ScalarNode):
             if node.tag == _STR:
                 return str(node.value)
             value = self.scalar(node, where, key)
             if isinstance(value, bool):
-                return "true" if value else "false"
+                text = "true" if value else "false"
+                if node.value != text:
+                    self.warn(
+                        where,
+                        f"key {node.value} {where.subject(_line(node))} is read by YAML as the boolean {text} and so "
+                        f'is named "{text}"; quote it to keep the name {_quote(str(node.value))}'.replace("  ", " "),
+                        _line(node),
+                    )
+                return text
             if isinstance(value, int):
                 return str(value)
         raise where.error(key, f"a mapping key must be a string, got {_describe(node)}", _line(node))

@@ -867,6 +867,12 @@ WARNING_DOCS: list[tuple[str, str, list[tuple[str | None, int | None, int]], tup
         ('key "a" under "mig-configs" is repeated (lines 3 and 5); the later one wins',),
     ),
     (
+        "boolean-config-name",
+        "version: v1\nmig-configs:\n  yes:\n    - {devices: all, mig-enabled: false}\n",
+        [(None, None, 3)],
+        ('is read by YAML as the boolean true and so is named "true"; quote it to keep the name "yes"',),
+    ),
+    (
         "repeated-entry-key",
         entry_doc("devices: all", "devices: [1]", "mig-enabled: false"),
         [("cfg", 0, 5)],
@@ -973,6 +979,11 @@ def test_dump_zero_spec(fmt: str, text: str) -> None:
 def test_dump_unknown_format() -> None:
     with pytest.raises(SpecError):
         dump_spec(MigPartedSpec("v1", {}), "toml")  # type: ignore[arg-type]
+
+
+def test_desired_devices_checks_constructed_names() -> None:
+    with pytest.raises(ProfileNameError):
+        MigConfigEntry("all", True, {"bogus": 1}).desired_devices()
 
 
 def test_line_is_not_part_of_equality() -> None:
