@@ -109,15 +109,13 @@ def _resolve(table: ProfileTable, request: Mapping[str, int] | Mapping[ProfileNa
         if count:
             resolved[name] = resolved.get(name, 0) + count
     out: list[_Request] = []
+    unknown: list[str] = []
     for name, count in sorted(resolved.items(), key=lambda kv: _order_key(kv[0])):
         gi = table.gi_profile(name)
         if gi is None:
             close = table.closest_names(str(name))
-            hint = f"; did you mean {' or '.join(close)}?" if close else ""
-            raise UnknownProfileError(
-                f"profile {name} is not available on {_describe(table)}; valid names: "
-                f"{', '.join(table.valid_names())}{hint}"
-            )
+            unknown.append(f"{name}" + (f" (did you mean {' or '.join(close)}?)" if close else ""))
+            continue
         ci = table.ci_profile(name)
         if ci is None:
             inside = [
@@ -129,6 +127,11 @@ def _resolve(table: ProfileTable, request: Mapping[str, int] | Mapping[ProfileNa
                 f"{_describe(table)}; valid: {', '.join(inside)}"
             )
         out.append(_Request(name, gi, ci, count))
+    if unknown:
+        what = f"profile {unknown[0]} is" if len(unknown) == 1 else f"profiles {', '.join(unknown)} are"
+        raise UnknownProfileError(
+            f"{what} not available on {_describe(table)}; valid names: {', '.join(table.valid_names())}"
+        )
     return out
 
 
