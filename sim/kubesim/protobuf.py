@@ -209,13 +209,17 @@ def decode_message(name: str, data: bytes) -> dict[str, Any]:
             if not isinstance(value, bytes):
                 raise ProtobufError(f"time field {key} is not length-delimited")
             parts = decode_message("Time", value)
-            decoded: Any = datetime.fromtimestamp(parts.get("seconds", 0), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+            if not parts.get("seconds"):
+                continue  # the zero Time is how Go writes "unset"
+            decoded: Any = datetime.fromtimestamp(parts["seconds"], UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         elif kind in MESSAGES:
             if not isinstance(value, bytes):
                 raise ProtobufError(f"message field {key} is not length-delimited")
             decoded = decode_message(kind, value)
         else:
             decoded = _scalar(kind, value)
+            if not repeated and (decoded == "" or (name == "ObjectMeta" and decoded == 0)):
+                continue  # Go writes zero values of non-pointer fields; JSON omits them
         if repeated:
             result.setdefault(key, []).append(decoded)
         else:

@@ -183,6 +183,10 @@ class Store:
             watchers.clear()
         return count
 
+    def history(self) -> list[Event]:
+        """The events still kept for resuming watches, oldest first."""
+        return list(self._history)
+
     def watcher_count(self) -> int:
         return sum(len(w) for w in self._watchers.values())
 
