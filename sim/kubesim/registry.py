@@ -564,7 +564,7 @@ class Registry:
                 422,
                 "Invalid",
                 f"the server rejected our request due to an error in our request: {exc}",
-                details={"name": name, "kind": rt.plural, "group": rt.group},
+                details={"causes": [{"reason": "FieldValueInvalid", "message": str(exc)}]},
             ) from None
         new = clone(new)
         if not isinstance(new, dict) or not isinstance(new.get("metadata"), dict):
@@ -660,6 +660,8 @@ class Registry:
         current = self.store.get(rt.group_resource, namespace, name)
         if current is None:
             raise not_found(rt.plural, name, rt.group)
+        if options.get("dryRun"):
+            opts.dry_run = True
         pre = options.get("preconditions") or {}
         meta = current.obj["metadata"]
         if pre.get("uid") and pre["uid"] != meta.get("uid"):
