@@ -12,6 +12,7 @@ what was meant: `mig-enabled: ~` (Go: false) and a null or fractional count (Go:
 from __future__ import annotations
 
 import difflib
+import functools
 import json
 import re
 import sys
@@ -309,6 +310,12 @@ class PciId:
 Devices: TypeAlias = Literal["all"] | tuple[int, ...]
 
 
+@functools.lru_cache(maxsize=4096)
+def _parse_filter(text: str) -> PciId | None:
+    """Filters are matched against every GPU for every entry: parse each distinct string once."""
+    return PciId.parse(text)
+
+
 @dataclass(frozen=True)
 class MigConfigEntry:
     """One entry of a named config: which GPUs (device-filter and devices) get which MIG state.
@@ -337,7 +344,7 @@ class MigConfigEntry:
         if not filters:
             return True
         for text in filters:
-            wanted = PciId.parse(text)
+            wanted = _parse_filter(text)
             if wanted is not None and wanted.matches(pci):
                 return True
         return False
