@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 TOOLS := .tools/bin
 export PATH := $(CURDIR)/$(TOOLS):$(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: setup tools test lint typecheck unit demo bench clean
+.PHONY: setup tools test lint typecheck unit demo bench clean crds
 
 setup: $(VENV)/.installed tools
 
@@ -39,6 +39,9 @@ demo: $(VENV)/.installed
 
 bench: $(VENV)/.installed
 	$(PY) bench/planner.py
+
+crds: $(VENV)/.installed
+	$(PY) -m gpu_operator.crd crds/nvidia.com_clusterpolicies.yaml
 
 clean:
 	rm -rf $(VENV) .tools .pytest_cache .mypy_cache .ruff_cache .hypothesis
