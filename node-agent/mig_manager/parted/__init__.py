@@ -1,0 +1,97 @@
+"""mig-parted operations over a GpuBackend: assert, apply, export, checkpoint, restore and hooks.
+
+NVIDIA's semantics (mig-facts section 2) with these improvements: canonical names in comparisons, GPUs that no entry
+selects left alone, geometries planned before any GPU is touched, instances created at planned placements and read
+back, and a failed apply rolled back on every GPU it changed. docs/mig-parted.md lists every difference.
+"""
+
+from .apply import (
+    APPLIED_MESSAGE,
+    ASSERT_FAILED_MESSAGE,
+    ASSERT_MODE_OK_MESSAGE,
+    ASSERT_OK_MESSAGE,
+    RESTORED_MESSAGE,
+    ApplyResult,
+    AssertResult,
+    GpuCheck,
+    GpuReport,
+    Outcome,
+    Target,
+    apply_config,
+    assert_config,
+    converge,
+    restore_state,
+)
+from .export import DEFAULT_CONFIG_LABEL, GpuExport, export_config, merge_entries
+from .hooks import (
+    HOOK_NAMES,
+    HookError,
+    HookRunner,
+    HooksFileError,
+    HookSpec,
+    HooksSpec,
+    hook_environment,
+    hook_flag_env,
+    load_hooks,
+    load_hooks_file,
+)
+from .node import Gpu, PartedError, StepError, current_devices, discover
+from .state import (
+    CheckpointError,
+    CiState,
+    GiState,
+    GpuState,
+    NodeState,
+    dump_state,
+    fetch_state,
+    load_state,
+    load_state_file,
+    write_state_file,
+)
+
+__all__ = [
+    "APPLIED_MESSAGE",
+    "ASSERT_FAILED_MESSAGE",
+    "ASSERT_MODE_OK_MESSAGE",
+    "ASSERT_OK_MESSAGE",
+    "DEFAULT_CONFIG_LABEL",
+    "HOOK_NAMES",
+    "RESTORED_MESSAGE",
+    "ApplyResult",
+    "AssertResult",
+    "CheckpointError",
+    "CiState",
+    "GiState",
+    "Gpu",
+    "GpuCheck",
+    "GpuExport",
+    "GpuReport",
+    "GpuState",
+    "HookError",
+    "HookRunner",
+    "HookSpec",
+    "HooksFileError",
+    "HooksSpec",
+    "NodeState",
+    "Outcome",
+    "PartedError",
+    "StepError",
+    "Target",
+    "apply_config",
+    "assert_config",
+    "converge",
+    "current_devices",
+    "discover",
+    "dump_state",
+    "export_config",
+    "fetch_state",
+    "hook_environment",
+    "hook_flag_env",
+    "load_hooks",
+    "load_hooks_file",
+    "load_state",
+    "load_state_file",
+    "merge_entries",
+    "restore_state",
+    "write_state_file",
+]
