@@ -37,6 +37,7 @@ class NvmlCode(enum.Enum):
     RESET_REQUIRED = "RESET_REQUIRED"
     GPU_IS_LOST = "GPU_IS_LOST"
     LIBRARY_NOT_FOUND = "LIBRARY_NOT_FOUND"
+    DRIVER_NOT_LOADED = "DRIVER_NOT_LOADED"
     TIMEOUT = "TIMEOUT"
     UNKNOWN = "UNKNOWN"
 
@@ -91,6 +92,18 @@ class GpuInstance:
     profile_id: int  # the GI profile ID (as create calls take it, e.g. 19 for H100 1g.10gb)
     placement: Placement  # memory slices
     compute_instances: tuple[ComputeInstance, ...] = ()
+
+
+# The GpuBackend methods that only read, and those that change a GPU (what a read-only tool must never call).
+READ_ONLY_OPS: tuple[str, ...] = ("gpus", "mig_mode", "profile_table", "gpu_instances", "processes")
+MUTATING_OPS: tuple[str, ...] = (
+    "set_mig_mode",
+    "reset",
+    "create_gpu_instance",
+    "destroy_gpu_instance",
+    "create_compute_instance",
+    "destroy_compute_instance",
+)
 
 
 @runtime_checkable

@@ -26,22 +26,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import MigManagerError
-from .base import NvmlCode
+from .base import MUTATING_OPS, READ_ONLY_OPS, NvmlCode
 
 # The GpuBackend methods a fault can name.
-FAULTABLE_OPS: tuple[str, ...] = (
-    "gpus",
-    "mig_mode",
-    "set_mig_mode",
-    "reset",
-    "profile_table",
-    "gpu_instances",
-    "create_gpu_instance",
-    "destroy_gpu_instance",
-    "create_compute_instance",
-    "destroy_compute_instance",
-    "processes",
-)
+FAULTABLE_OPS: tuple[str, ...] = READ_ONLY_OPS + MUTATING_OPS
 
 _KEYS = ("op", "code", "gpu", "after", "times", "probability", "seed", "seen", "fired")
 
