@@ -148,7 +148,7 @@ def test_failures_exit_1(node: tuple[str, str], tmp_path: Path) -> None:
 
 def test_debug_shows_each_gpu(node: tuple[str, str]) -> None:
     state, config = node
-    code, out, err = cli(["-d", "apply", "-f", config, "-c", "all-7g.80gb", "--sim-state", state])
+    code, _out, err = cli(["-d", "apply", "-f", config, "-c", "all-7g.80gb", "--sim-state", state])
     assert code == 0
     assert "GPU 0 (H100-SXM5-80GB): configured: 7g.80gb@0:8[7g.80gb@0:7]" in err
     code, _out, err = cli(["assert", "-d", "-f", config, "-c", "all-7g.80gb", "--sim-state", state])
