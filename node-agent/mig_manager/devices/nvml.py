@@ -1,7 +1,8 @@
 """`GpuBackend` on real GPUs through NVML (`pynvml`, the nvidia-ml-py package).
 
 - NVML is initialised on first use; a missing library (no NVIDIA driver) is a DeviceError(LIBRARY_NOT_FOUND) that
-  says so. Every `pynvml.NVMLError` becomes a DeviceError with the matching `NvmlCode` (unknown values: UNKNOWN).
+  says so. Every `pynvml.NVMLError` becomes a DeviceError with the matching `NvmlCode` (FUNCTION_NOT_FOUND, a
+  driver too old for a call: NOT_SUPPORTED; values not distinguished here: UNKNOWN).
 - Profile tables come from the device: each GPU_INSTANCE_PROFILE_* constant (the *index*) is queried and the
   reported `id` (the *profile ID*, what create calls take) is used from then on; placements from
   `nvmlDeviceGetGpuInstancePossiblePlacements`; names from the info's `name` field, or go-nvlib's formula.
@@ -71,6 +72,7 @@ _CODES: dict[int, NvmlCode] = {
     pynvml.NVML_ERROR_LIBRARY_NOT_FOUND: NvmlCode.LIBRARY_NOT_FOUND,
     pynvml.NVML_ERROR_DRIVER_NOT_LOADED: NvmlCode.DRIVER_NOT_LOADED,
     pynvml.NVML_ERROR_TIMEOUT: NvmlCode.TIMEOUT,
+    pynvml.NVML_ERROR_FUNCTION_NOT_FOUND: NvmlCode.NOT_SUPPORTED,
     pynvml.NVML_ERROR_UNKNOWN: NvmlCode.UNKNOWN,
 }
 _SKIP = (pynvml.NVML_ERROR_NOT_SUPPORTED, pynvml.NVML_ERROR_INVALID_ARGUMENT, pynvml.NVML_ERROR_NOT_FOUND)
@@ -248,9 +250,28 @@ class NvmlBackend:
     def processes(self, index: int) -> list[int]:
         self._start("processes")
         dev = self._device("processes", index)
+        pids: set[int] = set()
         with self._nvml("processes", index):
-            procs = pynvml.nvmlDeviceGetComputeRunningProcesses(dev)
-        return sorted({int(p.pid) for p in procs})
+            for kind in ("Compute", "Graphics"):
+                pids.update(int(p.pid) for p in self._running(dev, kind))
+        return sorted(pids)
+
+    @staticmethod
+    def _running(dev: Any, kind: str) -> list[Any]:
+        """Compute or graphics processes: the _v3 call, or _v2 on older drivers; none where unsupported."""
+        for version in ("_v3", "_v2"):
+            try:
+                procs: list[Any] = getattr(pynvml, f"nvmlDeviceGet{kind}RunningProcesses{version}")(dev)
+                return procs
+            except pynvml.NVMLError as err:
+                if err.value == pynvml.NVML_ERROR_FUNCTION_NOT_FOUND:
+                    continue
+                if err.value == pynvml.NVML_ERROR_NOT_SUPPORTED and kind == "Graphics":
+                    return []
+                raise
+        if kind == "Graphics":
+            return []
+        raise pynvml.NVMLError(pynvml.NVML_ERROR_FUNCTION_NOT_FOUND)
 
     def gpu_instances(self, index: int) -> list[GpuInstance]:
         op = "gpu_instances"

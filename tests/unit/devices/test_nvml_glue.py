@@ -479,11 +479,26 @@ def test_real_rules_surface_as_codes(fake: FakeNvmlLib) -> None:
     assert _code(exc) is NvmlCode.NOT_FOUND
 
 
-def test_processes(fake: FakeNvmlLib) -> None:
+def test_processes(fake: FakeNvmlLib, monkeypatch: pytest.MonkeyPatch) -> None:
     backend = NvmlBackend()
     assert backend.processes(0) == []
     fake.gpus[0].processes = [300, 200]
     assert backend.processes(0) == [200, 300]
+    assert "nvmlDeviceGetGraphicsRunningProcesses_v3" not in fake.called  # absent from the fake: skipped
+    # an older driver without the _v3 call
+    monkeypatch.setattr(
+        FakeNvmlLib,
+        "_nvmlDeviceGetComputeRunningProcesses_v2",
+        FakeNvmlLib._nvmlDeviceGetComputeRunningProcesses_v3,
+        raising=False,
+    )
+    monkeypatch.delattr(FakeNvmlLib, "_nvmlDeviceGetComputeRunningProcesses_v3")
+    monkeypatch.setattr(pynvml, "_nvmlGetFunctionPointer_cache", {})
+    assert backend.processes(0) == [200, 300]
+    fake.fail["nvmlDeviceGetComputeRunningProcesses_v2"] = pynvml.NVML_ERROR_NO_PERMISSION
+    with pytest.raises(DeviceError) as exc:
+        backend.processes(0)
+    assert exc.value.code is NvmlCode.NO_PERMISSION
 
 
 def test_library_not_found(monkeypatch: pytest.MonkeyPatch) -> None:
