@@ -337,6 +337,9 @@ def _hook_runner(args: argparse.Namespace, io: _Io) -> HookRunner:
         skip_reset=args.skip_reset,
         mode_only=args.mode_only,
     )
+    if args.command == "restore":  # NVIDIA passes the variables of the command's own flags
+        del flag_env["MIG_PARTED_CONFIG_FILE"], flag_env["MIG_PARTED_SELECTED_CONFIG"]
+        flag_env["MIG_PARTED_CHECKPOINT_FILE"] = args.checkpoint_file or ""
     return HookRunner(spec, flag_env, output=io.err if args.debug else None)
 
 

@@ -7,14 +7,14 @@ at 4:4"), so a failure message always says what was being done to which GPU.
 
 from __future__ import annotations
 
-import importlib
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from ..catalog import CI_PROFILE_CONSTANTS, GpuInstanceProfile, Placement, ProfileTable
+from ..catalog import CI_PROFILE_CONSTANTS, GpuInstanceProfile, Placement, ProfileTable, default_catalog
 from ..devices.base import DeviceError, GpuBackend, GpuInfo, GpuInstance, NvmlCode
+from ..devices.profiles import compare_with_catalog
 from ..errors import MigManagerError
 from ..planner import NodeGpu
 from ..spec import ProfileName
@@ -70,23 +70,20 @@ class Gpu:
 
 
 def _compare_with_catalog(info: GpuInfo, table: ProfileTable) -> None:
-    """Log how the device's table differs from the catalog, when the devices package offers a comparison."""
-    try:
-        module = importlib.import_module("mig_manager.devices")
-    except ImportError:  # pragma: no cover - the package always exists
+    """Log how the device's profile table differs from the catalog's entry for its PCI id (never fatal)."""
+    model = default_catalog().by_pci_id(info.pci)
+    if model is None:
+        log.info(
+            "GPU %d (%s, %s): not in the catalog; using the device's profiles", info.index, info.product_name, info.pci
+        )
         return
-    compare = getattr(module, "compare_with_catalog", None)
-    if compare is None:
-        return
     try:
-        differences = compare(info, table)
-    except Exception as exc:  # a diagnostic must never stop an apply
+        differences = compare_with_catalog(table, model)
+    except MigManagerError as exc:  # a diagnostic must never stop an apply
         log.debug("GPU %d: comparing the device's profiles with the catalog failed: %s", info.index, exc)
         return
-    if isinstance(differences, str):
-        differences = [differences] if differences else []
-    for difference in differences or ():
-        log.info("GPU %d (%s): device profile table differs from the catalog: %s", info.index, table.model, difference)
+    for difference in differences:
+        log.info("GPU %d (%s): device profile table differs from the catalog: %s", info.index, model.key, difference)
 
 
 def discover(backend: GpuBackend) -> list[Gpu]:

@@ -342,3 +342,24 @@ def test_cli_malformed_hooks_file_is_a_usage_error(tmp_path: Path, make_host: Ca
     assert code == 2
     assert "cannot read the hooks file" in err
     assert mutations(fresh(backend)) == []
+
+
+def test_restore_hooks_see_the_restore_flags(tmp_path: Path, make_host: Callable[..., SimulatedBackend]) -> None:
+    backend = make_host("H100x1")
+    checkpoint = tmp_path / "cp.json"
+    assert cli(["checkpoint", "-f", str(checkpoint), "--sim-state", str(backend.path)])[0] == 0
+    env_file = tmp_path / "env"
+    hooks = tmp_path / "hooks.yaml"
+    hooks.write_text(
+        f'hooks:\n  apply-exit:\n    - command: /bin/sh\n      args: ["-c", "/usr/bin/env > {env_file}"]\n'
+    )
+    code, out, err = cli(["restore", "-m", "-f", str(checkpoint), "-k", str(hooks), "--sim-state", str(backend.path)])
+    assert (code, out) == (0, "MIG state restored successfully\n"), err
+    env = dict(line.split("=", 1) for line in env_file.read_text().splitlines())
+    env.pop("PWD", None)
+    assert env == {
+        "MIG_PARTED_CHECKPOINT_FILE": str(checkpoint),
+        "MIG_PARTED_HOOKS_FILE": str(hooks),
+        "MIG_PARTED_SKIP_RESET": "false",
+        "MIG_PARTED_MODE_CHANGE_ONLY": "true",
+    }

@@ -3,10 +3,14 @@ planning before touching, and assert's per-GPU report."""
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 from collections.abc import Callable
 
+import pytest
 from parted_support import fresh, generated, mutations, spec
 
+from mig_manager.catalog import ProfileTable
 from mig_manager.devices.base import MigMode, MigModeState
 from mig_manager.devices.simulated import SimulatedBackend
 from mig_manager.parted import (
@@ -274,3 +278,39 @@ def test_assert_mode_mismatch_reason(make_host: Callable[..., SimulatedBackend])
     backend = make_host(H100)
     check = assert_config(backend, generated(H100), "all-balanced")
     assert check.mismatches()[0] == "GPU 0 (H100-SXM5-80GB): MIG mode is disabled, the config wants it enabled"
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# The device's profile table wins; differences from the catalog are logged
+
+
+class _DeviceReportsFewer1g:
+    """A backend whose device reports a lower max count for 1g.10gb than the catalog (delegates everything else)."""
+
+    def __init__(self, inner: SimulatedBackend) -> None:
+        self.inner = inner
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.inner, name)
+
+    def profile_table(self, index: int) -> ProfileTable:
+        table = self.inner.profile_table(index)
+        profiles = tuple(
+            dataclasses.replace(p, max_count=4) if str(p.name) == "1g.10gb" else p for p in table.gpu_instance_profiles
+        )
+        return dataclasses.replace(table, gpu_instance_profiles=profiles)
+
+
+def test_device_table_wins_and_differences_are_logged(
+    make_host: Callable[..., SimulatedBackend], caplog: pytest.LogCaptureFixture
+) -> None:
+    backend = _DeviceReportsFewer1g(make_host(H100))
+    configs = generated(H100)
+    with caplog.at_level(logging.INFO, logger="mig_manager.parted"):
+        assert apply_config(backend, configs, "all-balanced").ok  # type: ignore[arg-type]
+    assert "GPU 0 (H100-SXM5-80GB): device profile table differs from the catalog: profile ID 19 (1g.10gb): " in (
+        caplog.text
+    )
+    result = apply_config(backend, configs, "all-1g.10gb")  # type: ignore[arg-type]
+    assert result.outcome == Outcome.FAILED
+    assert "allows at most 4" in result.details[0]
