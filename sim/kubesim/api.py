@@ -272,7 +272,7 @@ class ApiServer:
             if fault.action == "drop":
                 if request.transport is not None:
                     request.transport.abort()
-                raise ConnectionResetError("fault injection dropped the connection")
+                return web.Response(status=500)  # never reaches the client: the connection is gone
             reasons = {
                 409: "Conflict",
                 429: "TooManyRequests",

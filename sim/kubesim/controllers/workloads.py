@@ -57,8 +57,11 @@ class WorkloadStatus(Controller):
 
     def _reconcile(self, gr: GroupResource, obj: dict[str, Any]) -> None:
         status = obj.get("status") or {}
-        desired = self._desired(gr, obj, status)
-        if desired is None or desired == status:
+        computed = self._desired(gr, obj, status)
+        if computed is None:
+            return
+        desired = {**status, **computed}  # fields this writer does not own (set through /status) are kept
+        if desired == status:
             return
         rt = self.registry.any_type(gr)
         if rt is None:
