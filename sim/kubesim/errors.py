@@ -81,11 +81,13 @@ def method_not_allowed(message: str = "the server does not allow this method on 
 
 
 def unsupported_media_type(content_type: str) -> ApiError:
+    """415 for a patch type the resource does not take (strategic merge on custom resources, unknown types)."""
     return ApiError(
         415,
         "UnsupportedMediaType",
-        f"the body of the request was in an unknown format - accepted media "
-        f"types include: application/json, application/yaml (got {content_type!r})",
+        f"the body of the request was in an unknown format - accepted media types include: "
+        f"application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml "
+        f"(got {content_type})",
     )
 
 
