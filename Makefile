@@ -39,6 +39,7 @@ demo: $(VENV)/.installed
 
 bench: $(VENV)/.installed
 	$(PY) bench/planner.py
+	$(PY) bench/parted.py
 
 crds: $(VENV)/.installed
 	$(PY) -m gpu_operator.crd crds/nvidia.com_clusterpolicies.yaml
