@@ -1,6 +1,8 @@
 """GPU device backends behind one protocol: NVML for real hardware, a stateful simulation for everything else."""
 
 from .base import (
+    MUTATING_OPS,
+    READ_ONLY_OPS,
     ComputeInstance,
     DeviceError,
     GpuBackend,
@@ -13,6 +15,8 @@ from .base import (
 )
 
 __all__ = [
+    "MUTATING_OPS",
+    "READ_ONLY_OPS",
     "ComputeInstance",
     "DeviceError",
     "GpuBackend",
