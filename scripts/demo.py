@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import sys
 import tempfile
 from pathlib import Path
@@ -14,7 +15,10 @@ GPUS = "H100-80GBx8"
 
 def run(*argv: str) -> int:
     print(f"\n$ mig-parted {' '.join(argv)}", flush=True)
-    code = mig_parted_main(list(argv), out=sys.stdout, err=sys.stdout)
+    err = io.StringIO()  # the table already carries each GPU's reason; show stderr only for usage errors
+    code = mig_parted_main(list(argv), out=sys.stdout, err=err)
+    if code == 2:
+        print(err.getvalue(), end="")
     print(f"(exit {code})", flush=True)
     return code
 
