@@ -263,6 +263,16 @@ def validate(value: Any, schema: Schema, path: str, errs: list[FieldError]) -> N
         return
     if value is None:
         return
+    if schema.get("x-kubernetes-int-or-string") and (isinstance(value, bool) or not isinstance(value, int | str)):
+        errs.append(
+            FieldError(
+                where,
+                "FieldValueInvalid",
+                f'Invalid value: "{_type_name(value)}": {where} in body must be of type integer,string: '
+                f'"{_type_name(value)}"',
+            )
+        )
+        return
     if want and not _type_ok(value, str(want), schema):
         errs.append(
             FieldError(
