@@ -20,6 +20,7 @@ from typing import Any
 import yaml
 
 from kubesim import crd as crdlib
+from kubesim import schemas
 from kubesim.errors import (
     ApiError,
     FieldError,
@@ -316,8 +317,12 @@ class Registry:
             raise invalid(rt.kind, name, rt.group, errs)
 
     def _check_fields(self, rt: ResourceType, obj: dict[str, Any], opts: WriteOptions) -> None:
-        """fieldValidation for built-in kinds: top-level and metadata fields (custom kinds are checked by schema)."""
+        """fieldValidation for built-in kinds (custom kinds are checked against their CRD schema when prepared)."""
         if rt.custom or opts.field_validation == "Ignore":
+            return
+        schema = schemas.kind_schema(rt.group, rt.version, rt.kind)
+        if schema is not None:
+            self._report_unknown(schemas.unknown_fields(obj, schema), opts)
             return
         allowed = TOP_LEVEL_FIELDS.get(rt.kind)
         unknown: list[str] = []

@@ -200,6 +200,12 @@ def test_strict_field_validation(kubesim_tools: Tools) -> None:
     result = kubesim_tools.kubectl("create", "-f", "-", stdin=bad, check=False)
     assert result.returncode != 0 and 'unknown field "bogus"' in result.stderr
     assert kubesim_tools.kubectl("get", "cm", "web-config", check=False).returncode != 0
+    # Nested typos are caught too, with the full path, as the real server's strict decoding does.
+    typo = DEPLOY.replace("image: example.com/web:1", "image: example.com/web:1\n          imagePullPolic: Always")
+    result = kubesim_tools.kubectl("apply", "-f", "-", stdin=typo, check=False)
+    assert result.returncode != 0
+    assert 'unknown field "spec.template.spec.containers[0].imagePullPolic"' in result.stderr
+    kubesim_tools.kubectl("apply", "-f", "-", stdin=typo.replace("imagePullPolic:", "imagePullPolicy:"))
 
 
 class _Lines:
