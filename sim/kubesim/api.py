@@ -14,7 +14,7 @@ from typing import Any
 
 from aiohttp import web
 
-from kubesim import discovery, protobuf
+from kubesim import discovery, protobuf, tables
 from kubesim.errors import ApiError, FieldError, KubeSimError, bad_request, invalid, method_not_allowed
 from kubesim.faults import FaultInjector, FaultSpecError, rule_from_dict
 from kubesim.patch import PatchError, json_patch, merge_patch, strategic_merge_patch
@@ -292,7 +292,11 @@ class ApiServer:
         if verb == "watch":
             return await self._watch(request, t)
         if verb == "get":
-            return json_response(self.registry.get(t.rt, t.namespace, t.name).raw)
+            stored = self.registry.get(t.rt, t.namespace, t.name)
+            if tables.wants_table(request.headers.get("Accept", "")):
+                rv = stored.obj["metadata"]["resourceVersion"]
+                return json_response(self._table(request, t.rt, [stored.obj], rv))
+            return json_response(stored.raw)
         opts = self._write_options(request)
         if verb == "create":
             if t.rt.namespaced and not t.namespace:
@@ -414,6 +418,8 @@ class ApiServer:
             list_meta["continue"] = base64.urlsafe_b64encode(json.dumps(state).encode()).decode()
             list_meta["remainingItemCount"] = len(items) - limit
             items = items[:limit]
+        if tables.wants_table(request.headers.get("Accept", "")):
+            return json_response(self._table(request, t.rt, [s.obj for s in items], "", list_meta))
         head = dumps({"kind": t.rt.list_kind, "apiVersion": t.rt.api_version, "metadata": list_meta})
         body = head[:-1] + b',"items":[' + b",".join(s.raw for s in items) + b"]}"
         return json_response(body)
@@ -518,8 +524,20 @@ class ApiServer:
         timeout: float | None,
     ) -> None:
         deadline = None if timeout is None else time.monotonic() + timeout
+        as_table = tables.wants_table(request.headers.get("Accept", ""))
+        first = [True]
+
+        def render(kind: str, stored: Stored) -> bytes:
+            if not as_table:
+                return _line(kind, stored)
+            table = self._table(
+                request, t.rt, [stored.obj], stored.obj["metadata"]["resourceVersion"], definitions=first[0]
+            )
+            first[0] = False
+            return dumps({"type": kind, "object": table}) + b"\n"
+
         if snapshot:
-            await resp.write(b"".join(b'{"type":"ADDED","object":' + s.raw + b"}\n" for s in snapshot))
+            await resp.write(b"".join(render("ADDED", s) for s in snapshot))
         if initial:
             await resp.write(self._bookmark(t.rt, start_rv, initial_end=True))
         filtering = not (labels.empty and fields.empty)
@@ -546,7 +564,7 @@ class ApiServer:
                 return
             chunks: list[bytes] = []
             while event is not None:
-                line = self._render(t.rt, event, labels, fields, filtering)
+                line = self._render(t.rt, event, labels, fields, filtering, render)
                 if line is not None:
                     chunks.append(line)
                 try:
@@ -559,6 +577,28 @@ class ApiServer:
             if event is None:
                 return
 
+    def _table(
+        self,
+        request: web.Request,
+        rt: ResourceType,
+        objects: list[dict[str, Any]],
+        rv: str,
+        list_meta: dict[str, Any] | None = None,
+        definitions: bool = True,
+    ) -> dict[str, Any]:
+        crd = self.registry.crd_of(rt) if rt.custom else None
+        include = request.query.get("includeObject", "Metadata")
+        served = [dict(o, apiVersion=rt.api_version) if rt.custom else o for o in objects]
+        return tables.table(
+            rt,
+            served,
+            resource_version=rv,
+            include_object=include,
+            crd=crd,
+            definitions=definitions,
+            list_meta=list_meta,
+        )
+
     def _bookmark(self, rt: ResourceType, rv: int, initial_end: bool = False) -> bytes:
         meta: dict[str, Any] = {"resourceVersion": str(rv)}
         if initial_end:
@@ -569,10 +609,16 @@ class ApiServer:
         )
 
     def _render(
-        self, rt: ResourceType, event: Event, labels: LabelSelector, fields: FieldSelector, filtering: bool
+        self,
+        rt: ResourceType,
+        event: Event,
+        labels: LabelSelector,
+        fields: FieldSelector,
+        filtering: bool,
+        render: Callable[[str, Stored], bytes] = lambda kind, stored: _line(kind, stored),
     ) -> bytes | None:
         if not filtering:
-            return _line(event.type, self.registry.serve(rt, event.new))
+            return render(event.type, self.registry.serve(rt, event.new))
 
         def matches(stored: Stored | None) -> bool:
             if stored is None:
@@ -582,19 +628,19 @@ class ApiServer:
 
         new_ok = matches(event.new)
         if event.type == "ADDED":
-            return _line("ADDED", self.registry.serve(rt, event.new)) if new_ok else None
+            return render("ADDED", self.registry.serve(rt, event.new)) if new_ok else None
         if event.type == "DELETED":
-            return _line("DELETED", self.registry.serve(rt, event.new)) if new_ok or matches(event.old) else None
+            return render("DELETED", self.registry.serve(rt, event.new)) if new_ok or matches(event.old) else None
         old_ok = matches(event.old)
         if new_ok and old_ok:
-            return _line("MODIFIED", self.registry.serve(rt, event.new))
+            return render("MODIFIED", self.registry.serve(rt, event.new))
         if new_ok:
-            return _line("ADDED", self.registry.serve(rt, event.new))
+            return render("ADDED", self.registry.serve(rt, event.new))
         if old_ok and event.old is not None:
             # The object left the selector: the watcher sees it deleted, at the event's resourceVersion.
             left = event.old.copy()
             left["metadata"]["resourceVersion"] = str(event.rv)
-            return _line("DELETED", self.registry.serve(rt, Stored(left)))
+            return render("DELETED", self.registry.serve(rt, Stored(left)))
         return None
 
     # ------------------------------------------------------------ subresources

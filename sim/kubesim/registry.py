@@ -125,6 +125,10 @@ class Registry:
             (rt for rt in self._types.values() if rt.group == group and rt.version == version and rt.kind == kind), None
         )
 
+    def crd_of(self, rt: ResourceType) -> dict[str, Any] | None:
+        stored = self.store.get(CRDS, "", f"{rt.plural}.{rt.group}")
+        return stored.obj if stored else None
+
     def _register_crd(self, crd: dict[str, Any]) -> None:
         name = crd["metadata"]["name"]
         for old in self._crd_types.pop(name, []):

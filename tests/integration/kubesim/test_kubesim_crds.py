@@ -38,6 +38,10 @@ CRD: dict[str, Any] = {
                 "served": True,
                 "storage": True,
                 "subresources": {"status": {}},
+                "additionalPrinterColumns": [
+                    {"name": "Status", "type": "string", "jsonPath": ".status.state"},
+                    {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+                ],
                 "schema": {
                     "openAPIV3Schema": {
                         "type": "object",
@@ -206,6 +210,11 @@ def test_kubectl_with_custom_resources(kubesim_tools: Tools, custom: client.Cust
     doc = yaml.safe_dump(_policy({"migManager": {"config": {"name": "custom"}}}))
     k("apply", "-f", "-", stdin=doc)
     assert k("get", "cp", "-o", "name").stdout.split() == [f"clusterpolicy.{GROUP}/cluster-policy"]
+    custom.patch_cluster_custom_object_status(
+        GROUP, "v1", "clusterpolicies", "cluster-policy", {"status": {"state": "ready"}}
+    )
+    header, row = k("get", "cp").stdout.splitlines()  # the CRD's additionalPrinterColumns
+    assert header.split() == ["NAME", "STATUS", "AGE"] and row.split()[:2] == ["cluster-policy", "ready"]
     k("apply", "-f", "-", stdin=doc.replace("custom", "changed"))  # client-side apply update: merge patch for CRs
     obj = json.loads(k("get", "cp", "cluster-policy", "-o", "json").stdout)
     assert obj["spec"]["migManager"]["config"]["name"] == "changed"

@@ -322,3 +322,24 @@ def test_field_selectors(kubesim_tools: Tools, selector: str) -> None:
     assert names == expected
     unsupported = k("get", "pods", "--field-selector", "spec.bogus=x", check=False)
     assert unsupported.returncode != 0 and "field label not supported" in unsupported.stderr
+
+
+def test_get_prints_the_real_columns_from_tables(kubesim_tools: Tools) -> None:
+    k = kubesim_tools.kubectl
+    node = {
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {"name": "gpu-1", "labels": {"node-role.kubernetes.io/worker": ""}},
+        "status": {"conditions": [{"type": "Ready", "status": "True"}], "nodeInfo": {"kubeletVersion": "v1.35.2"}},
+    }
+    k("create", "-f", "-", stdin=json.dumps(node))
+    header, row = k("get", "nodes").stdout.splitlines()
+    assert header.split() == ["NAME", "STATUS", "ROLES", "AGE", "VERSION"]
+    assert row.split()[:3] == ["gpu-1", "Ready", "worker"] and row.split()[-1] == "v1.35.2"
+    assert "INTERNAL-IP" in k("get", "nodes", "-o", "wide").stdout
+    assert "node-role.kubernetes.io/worker=" in k("get", "nodes", "--show-labels").stdout
+    k("apply", "-f", "-", stdin=DEPLOY)
+    k("wait", "--for=condition=Available", "deploy/web", "--timeout=60s")
+    header, row = k("get", "deploy").stdout.splitlines()
+    assert header.split() == ["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"]
+    assert row.split()[:4] == ["web", "2/2", "2", "2"]
