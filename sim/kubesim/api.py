@@ -90,6 +90,8 @@ class ApiServer:
         *,
         bookmark_interval: float = 5.0,
         address: str = "127.0.0.1:0",
+        aggregated_discovery: bool = True,
+        record_requests: bool = False,
     ) -> None:
         self.registry = registry
         self.store = registry.store
@@ -97,10 +99,13 @@ class ApiServer:
         self.logs = logs
         self.bookmark_interval = bookmark_interval
         self.address = address
+        self.aggregated_discovery = aggregated_discovery
+        # With Config.record_requests: [method, path and query, status, Accept, Content-Type] of every request.
+        self.requests: list[list[Any]] | None = [] if record_requests else None
         self._stopping = False
 
     def application(self) -> web.Application:
-        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app = web.Application(client_max_size=64 * 1024 * 1024, middlewares=[self._record])
         r = app.router
         r.add_get("/version", self.version)
         r.add_get("/healthz", self.ok)
@@ -120,6 +125,22 @@ class ApiServer:
         r.add_route("*", "/apis/{path:.*}", self.resource_request)
         return app
 
+    @web.middleware
+    async def _record(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        if self.requests is None:
+            return await handler(request)
+        entry = [
+            request.method,
+            request.path_qs,
+            0,
+            request.headers.get("Accept", ""),
+            request.headers.get("Content-Type", ""),
+        ]
+        self.requests.append(entry)
+        resp = await handler(request)
+        entry[2] = resp.status
+        return resp
+
     def stop(self) -> None:
         self._stopping = True
         self.store.close_watches()
@@ -133,10 +154,20 @@ class ApiServer:
         return web.Response(text="ok")
 
     async def api_root(self, request: web.Request) -> web.Response:
+        if self.aggregated_discovery and discovery.wants_aggregated(request.headers.get("Accept", "")):
+            return self._aggregated(core=True)
         return json_response(discovery.api_versions(self.address))
 
     async def apis_root(self, request: web.Request) -> web.Response:
+        if self.aggregated_discovery and discovery.wants_aggregated(request.headers.get("Accept", "")):
+            return self._aggregated(core=False)
         return json_response(discovery.api_group_list(self.registry.group_versions()))
+
+    def _aggregated(self, core: bool) -> web.Response:
+        body = discovery.aggregated_discovery(self.registry.group_versions(), self.registry.types(), core)
+        resp = web.Response(body=dumps(body))
+        resp.headers["Content-Type"] = discovery.AGGREGATED_V2
+        return resp
 
     async def openapi_root(self, request: web.Request) -> web.Response:
         return json_response(discovery.openapi_root(self.registry.group_versions()))

@@ -163,3 +163,59 @@ def openapi_document(group: str, version: str, types: list[ResourceType]) -> dic
     if schemas:
         doc["components"] = {"schemas": schemas}
     return doc
+
+
+AGGREGATED_V2 = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
+
+
+def wants_aggregated(accept: str) -> str | None:
+    """The aggregated-discovery version ("v2") if the Accept header prefers it, else None."""
+    for part in accept.split(","):
+        params = {p.split("=", 1)[0].strip(): p.split("=", 1)[1].strip() for p in part.split(";")[1:] if "=" in p}
+        if params.get("g") == "apidiscovery.k8s.io" and params.get("as") == "APIGroupDiscoveryList":
+            if params.get("v") == "v2":
+                return "v2"
+            continue
+        if part.strip().startswith("application/json") and not params:
+            return None
+    return None
+
+
+def aggregated_discovery(group_versions: dict[str, list[str]], types: list[ResourceType], core: bool) -> dict[str, Any]:
+    """An `apidiscovery.k8s.io/v2 APIGroupDiscoveryList`: the core group for `/api`, every other group for `/apis`."""
+    items: list[dict[str, Any]] = []
+    for group, versions in group_versions.items():
+        if (group == "") != core:
+            continue
+        version_entries = []
+        for version in versions:
+            resources = []
+            for rt in sorted((t for t in types if t.group == group and t.version == version), key=lambda r: r.plural):
+                entry: dict[str, Any] = {
+                    "resource": rt.plural,
+                    "responseKind": {"group": rt.group, "version": rt.version, "kind": rt.kind},
+                    "scope": "Namespaced" if rt.namespaced else "Cluster",
+                    "singularResource": rt.singular,
+                    "verbs": list(rt.verbs),
+                }
+                if rt.short_names:
+                    entry["shortNames"] = list(rt.short_names)
+                if rt.categories:
+                    entry["categories"] = list(rt.categories)
+                subs = []
+                for sub in rt.subresources:
+                    sub_kind = SUBRESOURCE_KINDS.get(sub)
+                    group_, version_, kind_ = sub_kind if sub_kind else (rt.group, rt.version, rt.kind)
+                    subs.append(
+                        {
+                            "subresource": sub,
+                            "responseKind": {"group": group_, "version": version_, "kind": kind_},
+                            "verbs": list(SUBRESOURCE_VERBS.get(sub, ("get",))),
+                        }
+                    )
+                if subs:
+                    entry["subresources"] = subs
+                resources.append(entry)
+            version_entries.append({"version": version, "resources": resources, "freshness": "Current"})
+        items.append({"metadata": {"name": group, "creationTimestamp": None}, "versions": version_entries})
+    return {"kind": "APIGroupDiscoveryList", "apiVersion": "apidiscovery.k8s.io/v2", "metadata": {}, "items": items}

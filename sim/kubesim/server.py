@@ -43,6 +43,8 @@ class Config:
     workload_status: bool = True  # the minimal status writer; part 2 replaces it with real controllers
     garbage_collection: bool = True
     fault_seed: int | None = None
+    aggregated_discovery: bool = True  # answer /api and /apis with APIGroupDiscoveryList when asked
+    record_requests: bool = False  # keep every request in Cluster.api.requests (see KubeSim.requests)
     extra_controllers: list[Callable[[Registry], Controller]] = field(default_factory=list)
 
 
@@ -68,7 +70,14 @@ class Cluster:
         self.registry = Registry(self.store)
         self.faults = FaultInjector(config.fault_seed)
         self.logs = PodLogs()
-        self.api = ApiServer(self.registry, self.faults, self.logs, bookmark_interval=config.bookmark_interval)
+        self.api = ApiServer(
+            self.registry,
+            self.faults,
+            self.logs,
+            bookmark_interval=config.bookmark_interval,
+            aggregated_discovery=config.aggregated_discovery,
+            record_requests=config.record_requests,
+        )
         self.controllers: list[Controller] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._runner: web.AppRunner | None = None
@@ -259,6 +268,17 @@ class KubeSim:
 
     def resource_version(self) -> int:
         return self.call(lambda: self._cluster().store.rv)
+
+    def requests(self) -> list[tuple[str, str, int]]:
+        """(method, path with query, status) of every request so far (needs Config(record_requests=True))."""
+
+        def read() -> list[tuple[str, str, int]]:
+            recorded = self._cluster().api.requests
+            if recorded is None:
+                raise KubeSimError("requests are recorded only with Config(record_requests=True)")
+            return [(str(r[0]), str(r[1]), int(r[2])) for r in recorded]
+
+        return self.call(read)
 
     def watcher_count(self) -> int:
         return self.call(lambda: self._cluster().store.watcher_count())

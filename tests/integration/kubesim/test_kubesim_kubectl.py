@@ -6,12 +6,13 @@ import json
 import queue
 import subprocess
 import threading
+from pathlib import Path
 from typing import Any
 
 import pytest
 from kubernetes import client
 
-from kubesim.server import KubeSim
+from kubesim.server import Config, KubeSim
 from kubesim.testing import Tools, kube_client, wait_for
 
 CM = """
@@ -343,3 +344,18 @@ def test_get_prints_the_real_columns_from_tables(kubesim_tools: Tools) -> None:
     header, row = k("get", "deploy").stdout.splitlines()
     assert header.split() == ["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"]
     assert row.split()[:4] == ["web", "2/2", "2", "2"]
+
+
+@pytest.mark.parametrize("aggregated", [True, False])
+def test_discovery_aggregated_and_legacy(tmp_path: Path, aggregated: bool) -> None:
+    with KubeSim(Config(aggregated_discovery=aggregated, record_requests=True)) as sim:
+        home = tmp_path / "home"
+        home.mkdir()
+        tools = Tools(sim, home)
+        tools.kubectl("create", "-f", "-", stdin=CM)
+        assert tools.kubectl("get", "cm", "-o", "name").stdout.split() == ["configmap/web-config"]
+        assert "deployments.apps" in tools.kubectl("api-resources", "-o", "name").stdout.split()
+        paths = [path.split("?")[0] for method, path, status in sim.requests() if method == "GET"]
+        # Aggregated discovery answers /api and /apis in one go; legacy clients then fetch each group-version.
+        assert ("/api/v1" in paths) is not aggregated
+        assert ("/apis/apps/v1" in paths) is not aggregated
