@@ -277,12 +277,36 @@ def _order_scalars(items: list[Any], order: Any) -> list[Any]:
 # ---------------------------------------------------------------- server-side apply
 
 
-def apply_merge(live: Any, applied: Any, previous: Any, field: str = "") -> Any:
+_NO_SCHEMA: dict[str, Any] = {}
+
+
+def _list_keys(field: str, items: list[Any], schema: dict[str, Any] | None) -> tuple[str, ...] | None:
+    """The keys a list merges by: from the schema for custom resources, from the built-in table otherwise."""
+    if schema is not None:
+        if schema.get("x-kubernetes-list-type") == "map":
+            return tuple(str(k) for k in schema.get("x-kubernetes-list-map-keys") or ()) or None
+        return None  # atomic (the default for custom resources) and sets are replaced whole
+    key = merge_key_for(field, items)
+    return (key,) if key else None
+
+
+def _child_schema(schema: dict[str, Any] | None, key: str) -> dict[str, Any] | None:
+    if schema is None:
+        return None
+    props = schema.get("properties") or {}
+    if key in props:
+        return dict(props[key])
+    additional = schema.get("additionalProperties")
+    return dict(additional) if isinstance(additional, dict) else _NO_SCHEMA
+
+
+def apply_merge(live: Any, applied: Any, previous: Any, field: str = "", schema: dict[str, Any] | None = None) -> Any:
     """Merge an applied configuration into the live object.
 
-    Fields of `applied` overwrite the live ones (maps recursively, keyed lists by their merge key, other lists as a
-    whole); fields the same manager applied before (`previous`) and no longer sends are removed. Conflicts between
-    managers are not modelled: every apply behaves as if `force=true`.
+    Fields of `applied` overwrite the live ones (maps recursively, keyed lists by their merge keys, other lists as a
+    whole); fields the same manager applied before (`previous`) and no longer sends are removed. List keys come from
+    the structural `schema` (custom resources: `x-kubernetes-list-type: map`) or, without one, from the built-in
+    patch merge keys. Conflicts between managers are not modelled: every apply behaves as if `force=true`.
     """
     if isinstance(applied, dict) and isinstance(live, dict):
         prev = previous if isinstance(previous, dict) else {}
@@ -292,28 +316,29 @@ def apply_merge(live: Any, applied: Any, previous: Any, field: str = "") -> Any:
                 result.pop(key, None)
         for key, value in applied.items():
             if key in result:
-                result[key] = apply_merge(result[key], value, prev.get(key), key)
+                result[key] = apply_merge(result[key], value, prev.get(key), key, _child_schema(schema, key))
             else:
                 result[key] = copy.deepcopy(value)
         return result
     if isinstance(applied, list) and isinstance(live, list):
-        key = merge_key_for(field, live + applied)
-        if key is None or not all(isinstance(a, dict) for a in applied + live):
+        keys = _list_keys(field, live + applied, schema)
+        if keys is None or not all(isinstance(a, dict) for a in applied + live):
             return copy.deepcopy(applied)
-        prev_items = {p.get(key): p for p in previous if isinstance(p, dict)} if isinstance(previous, list) else {}
-        applied_ids = {a.get(key) for a in applied}
-        result_list: list[Any] = []
-        for item in live:
-            ident = item.get(key)
-            if ident in prev_items and ident not in applied_ids:
-                continue
-            result_list.append(item)
+        item_schema = None if schema is None else dict(schema.get("items") or {})
+
+        def ident(item: dict[str, Any]) -> tuple[Any, ...]:
+            return tuple(item.get(k) for k in keys)
+
+        prev_items = {ident(p): p for p in previous if isinstance(p, dict)} if isinstance(previous, list) else {}
+        applied_ids = {ident(a) for a in applied}
+        result_list: list[Any] = [
+            item for item in live if not (ident(item) in prev_items and ident(item) not in applied_ids)
+        ]
         for item in applied:
-            ident = item.get(key)
-            pos = next((i for i, c in enumerate(result_list) if c.get(key) == ident), None)
+            pos = next((i for i, c in enumerate(result_list) if ident(c) == ident(item)), None)
             if pos is None:
                 result_list.append(copy.deepcopy(item))
             else:
-                result_list[pos] = apply_merge(result_list[pos], item, prev_items.get(ident), "")
+                result_list[pos] = apply_merge(result_list[pos], item, prev_items.get(ident(item)), "", item_schema)
         return result_list
     return copy.deepcopy(applied)

@@ -651,7 +651,7 @@ class Registry:
             if rt.has_status:
                 applied.pop("status", None)
                 previous = {k: v for k, v in previous.items() if k != "status"}
-            new = apply_merge(base, applied, previous)
+            new = apply_merge(base, applied, previous, schema=rt.schema if rt.custom else None)
         new = clone(new)
         new["metadata"]["resourceVersion"] = current.obj["metadata"]["resourceVersion"]
         self._check_fields(rt, new, opts)

@@ -165,3 +165,33 @@ def test_apply_removes_what_the_manager_no_longer_applies() -> None:
     assert out["data"] == {"a": "9", "other": "kept"}
     assert out["spec"]["containers"] == [{"name": "x", "image": "2"}, {"name": "z", "image": "by-someone-else"}]
     assert apply_merge({"a": 1}, {"b": 2}, {}) == {"a": 1, "b": 2}
+
+
+def test_apply_on_custom_resources_follows_the_schema_list_types() -> None:
+    schema = {
+        "type": "object",
+        "properties": {
+            "spec": {
+                "type": "object",
+                "properties": {
+                    "env": {"type": "array", "items": {"type": "object"}},  # atomic: replaced whole
+                    "devices": {
+                        "type": "array",
+                        "x-kubernetes-list-type": "map",
+                        "x-kubernetes-list-map-keys": ["bus", "slot"],
+                        "items": {"type": "object"},
+                    },
+                },
+            }
+        },
+    }
+    live = {
+        "spec": {
+            "env": [{"name": "A", "value": "1"}, {"name": "B", "value": "by-other"}],
+            "devices": [{"bus": 1, "slot": 1, "x": "old"}, {"bus": 1, "slot": 2, "x": "other"}],
+        }
+    }
+    applied = {"spec": {"env": [{"name": "A", "value": "2"}], "devices": [{"bus": 1, "slot": 1, "x": "new"}]}}
+    out = apply_merge(live, applied, {}, schema=schema)
+    assert out["spec"]["env"] == [{"name": "A", "value": "2"}]
+    assert out["spec"]["devices"] == [{"bus": 1, "slot": 1, "x": "new"}, {"bus": 1, "slot": 2, "x": "other"}]
