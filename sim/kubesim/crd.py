@@ -61,7 +61,10 @@ def crd_resource_types(crd: dict[str, Any]) -> list[ResourceType]:
 
 
 def crd_status(crd: dict[str, Any], now: str) -> dict[str, Any]:
-    """The status the real server converges a CRD to: names accepted and established."""
+    """The status the real server converges a CRD to: names accepted and established.
+
+    Conditions keep their `lastTransitionTime` while unchanged, so rewriting an unchanged CRD is a no-op.
+    """
     spec = crd.get("spec") or {}
     names = dict(spec.get("names") or {})
     names.setdefault("singular", str(names.get("kind", "")).lower())
@@ -72,26 +75,19 @@ def crd_status(crd: dict[str, Any], now: str) -> dict[str, Any]:
     for name in storage:
         if name not in stored:
             stored.append(name)
-    return {
-        "acceptedNames": names,
-        "storedVersions": stored,
-        "conditions": [
-            {
-                "type": "NamesAccepted",
-                "status": "True",
-                "reason": "NoConflicts",
-                "message": "no conflicts found",
-                "lastTransitionTime": now,
-            },
-            {
-                "type": "Established",
-                "status": "True",
-                "reason": "InitialNamesAccepted",
-                "message": "the initial names have been accepted",
-                "lastTransitionTime": now,
-            },
-        ],
-    }
+    previous = {c.get("type"): c for c in old.get("conditions") or [] if isinstance(c, dict)}
+    wanted = [
+        ("NamesAccepted", "NoConflicts", "no conflicts found"),
+        ("Established", "InitialNamesAccepted", "the initial names have been accepted"),
+    ]
+    conditions = []
+    for kind, reason, message in wanted:
+        before = previous.get(kind) or {}
+        since = before.get("lastTransitionTime") if before.get("status") == "True" else None
+        conditions.append(
+            {"type": kind, "status": "True", "reason": reason, "message": message, "lastTransitionTime": since or now}
+        )
+    return {"acceptedNames": names, "storedVersions": stored, "conditions": conditions}
 
 
 def validate_crd(crd: dict[str, Any]) -> list[FieldError]:

@@ -186,7 +186,7 @@ class Registry:
     # ------------------------------------------------------------ create
 
     def create(self, rt: ResourceType, namespace: str, body: Any, opts: WriteOptions) -> Stored:
-        obj = self._check_body(rt, body)
+        obj = self._check_body(rt, clone(body))  # the store keeps what it is given: never the caller's dicts
         meta = obj.setdefault("metadata", {})
         if not isinstance(meta, dict):
             raise bad_request("metadata must be an object")
@@ -441,7 +441,7 @@ class Registry:
         current = self.store.get(rt.group_resource, namespace, name)
         if current is None:
             raise not_found(rt.plural, name, rt.group)
-        obj = self._check_body(rt, body)
+        obj = self._check_body(rt, clone(body))
         meta = obj.setdefault("metadata", {})
         if meta.get("name") and meta["name"] != name:
             raise bad_request(f"the name of the object ({meta['name']}) does not match the name on the URL ({name})")

@@ -84,3 +84,25 @@ async def test_registry_rules() -> None:
     assert secret_type is not None
     secret = registry.create(secret_type, "ns", {"metadata": {"name": "s"}, "stringData": {"p": "hi"}}, WriteOptions())
     assert secret.obj["data"] == {"p": "aGk="} and "stringData" not in secret.obj and secret.obj["type"] == "Opaque"
+
+
+async def test_rewriting_an_unchanged_crd_is_a_no_op() -> None:
+    ticks = iter(range(1000))
+    registry = Registry(Store(), clock=lambda: f"2026-01-01T00:00:{next(ticks) % 60:02d}Z")  # every call differs
+    crd_type = registry.resource("apiextensions.k8s.io", "v1", "customresourcedefinitions")
+    assert crd_type is not None
+    crd = {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": "things.example.com"},
+        "spec": {
+            "group": "example.com",
+            "scope": "Cluster",
+            "names": {"kind": "Thing", "plural": "things"},
+            "versions": [{"name": "v1", "served": True, "storage": True}],
+        },
+    }
+    created = registry.create(crd_type, "", dict(crd), WriteOptions())
+    assert registry.resource("example.com", "v1", "things") is not None
+    again = registry.update(crd_type, "", "things.example.com", dict(crd), WriteOptions())
+    assert again.rv == created.rv
