@@ -297,6 +297,14 @@ def test_scale_logs_and_drain(kubesim: KubeSim, kubesim_tools: Tools) -> None:
     kubesim.append_log("default", "p1", "main", "line one\nline two\nline three")
     assert k("logs", "p1").stdout.splitlines() == ["line one", "line two", "line three"]
     assert k("logs", "p1", "--tail=1").stdout.splitlines() == ["line three"]
+    follower = _Lines(kubesim_tools.popen("kubectl", "logs", "-f", "p1", "--tail=1"))
+    try:
+        assert follower.next() == "line three"
+        kubesim.append_log("default", "p1", "main", "line four")
+        assert follower.next() == "line four"
+    finally:
+        follower.proc.kill()
+        follower.proc.wait()
     bad = k("logs", "p1", "-c", "nope", check=False)
     assert bad.returncode != 0 and "not valid for pod" in bad.stderr
     node = {"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n1"}}

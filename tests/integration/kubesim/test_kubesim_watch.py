@@ -9,6 +9,7 @@ import queue
 import socket
 import threading
 import time
+import urllib.request
 from typing import Any
 from urllib.parse import urlencode, urlparse
 
@@ -227,3 +228,18 @@ def test_watch_without_resource_version_starts_with_the_current_state(kubesim: K
     core.delete_namespaced_config_map("c1", NS)
     assert w.take(1) == [("DELETED", "c1")]
     w.close()
+
+
+def test_admin_endpoint_cuts_watches_of_one_resource(kubesim: KubeSim) -> None:
+    cms = RawWatch(kubesim, CMS, resourceVersion=str(kubesim.resource_version()))
+    secrets = RawWatch(kubesim, f"/api/v1/namespaces/{NS}/secrets", resourceVersion=str(kubesim.resource_version()))
+    wait_for(lambda: kubesim.watcher_count() == 2, what="both watches open")
+    req = urllib.request.Request(
+        f"{kubesim.url}/kubesim/watches/cut", method="POST", data=json.dumps({"resource": "/configmaps"}).encode()
+    )
+    with urllib.request.urlopen(req) as resp:
+        assert json.loads(resp.read()) == {"cut": 1}
+    assert cms.next() is None
+    client.CoreV1Api(kube_client(kubesim)).create_namespaced_secret(NS, {"metadata": {"name": "still-watched"}})
+    assert secrets.take(1) == [("ADDED", "still-watched")]
+    secrets.close()
