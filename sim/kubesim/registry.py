@@ -752,6 +752,7 @@ class Registry:
             gr = (str(spec.get("group", "")), str((spec.get("names") or {}).get("plural", "")))
             for obj in self.store.items(gr):
                 self.store.remove(gr, obj.namespace, obj.name)
+            self.store.close_watches(gr)  # the resource is gone: its watchers get the DELETED events, then EOF
             self._unregister_crd(stored.name)
 
     # ------------------------------------------------------------ scale

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import copy
 import json
+import threading
 import urllib.request
 from typing import Any
 
 import pytest
 import yaml
-from kubernetes import client
+from kubernetes import client, watch
 from kubernetes.client.rest import ApiException
 
 from kubesim.server import KubeSim
-from kubesim.testing import Tools, kube_client
+from kubesim.testing import Tools, kube_client, wait_for
 
 GROUP = "nvidia.example.com"
 
@@ -228,7 +229,20 @@ def test_kubectl_with_custom_resources(kubesim_tools: Tools, custom: client.Cust
 
 def test_deleting_the_crd_removes_its_resources(kubesim: KubeSim, custom: client.CustomObjectsApi) -> None:
     custom.create_cluster_custom_object(GROUP, "v1", "clusterpolicies", _policy({"migManager": {}}))
+    events: list[str] = []
+    done = threading.Event()
+
+    def follow() -> None:
+        stream = watch.Watch().stream(
+            custom.list_cluster_custom_object, GROUP, "v1", "clusterpolicies", timeout_seconds=60
+        )
+        events.extend(e["type"] for e in stream)  # ends when the server closes the stream
+        done.set()
+
+    threading.Thread(target=follow, daemon=True).start()
+    wait_for(lambda: events == ["ADDED"], what="the initial event")
     client.ApiextensionsV1Api(kube_client(kubesim)).delete_custom_resource_definition(f"clusterpolicies.{GROUP}")
+    assert done.wait(60) and events == ["ADDED", "DELETED"]
     with pytest.raises(urllib.request.HTTPError) as gone:
         urllib.request.urlopen(f"{kubesim.url}/apis/{GROUP}/v1")
     assert gone.value.code == 404
