@@ -589,5 +589,12 @@ def main() -> NoReturn:
     sys.exit(mig_parted_main())
 
 
+def mig_manager_main(argv: Sequence[str] | None = None) -> int:
+    """The `mig-manager` node agent (mig_manager.agent; imported here lazily, so mig-parted never loads it)."""
+    agent_main = importlib.import_module("mig_manager.agent.main")
+    code: int = agent_main.mig_manager_main(argv)
+    return code
+
+
 if __name__ == "__main__":
     main()

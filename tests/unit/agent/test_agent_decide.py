@@ -1,0 +1,205 @@
+"""The agent's decisions, table-tested over plain data."""
+
+from __future__ import annotations
+
+import pytest
+
+from mig_manager.agent.decide import (
+    EV_FAILED,
+    EV_INVALID,
+    EV_SUCCESS,
+    Assessment,
+    Attempts,
+    Check,
+    Kind,
+    Observed,
+    RetryPolicy,
+    Settle,
+    backoff_delay,
+    decide,
+    record_failure,
+    settle_patch,
+)
+from mig_manager.agent.journal import Journal, Phase, encode
+from mig_manager.agent.labels import (
+    CONFIG_LABEL,
+    INVENTORY_ANNOTATION,
+    JOURNAL_ANNOTATION,
+    PAUSED,
+    REASON_ANNOTATION,
+    STATE_LABEL,
+)
+
+DP = "nvidia.com/gpu.deploy.device-plugin"
+GFD = "nvidia.com/gpu.deploy.gpu-feature-discovery"
+JOURNAL = Journal("all-balanced", Phase.APPLYING, {DP: "true", GFD: "false"})
+
+
+def obs(labels: dict[str, str], annotations: dict[str, str] | None = None, **kw: object) -> Observed:
+    return Observed(labels, annotations or {}, **kw)  # type: ignore[arg-type]
+
+
+def test_no_label_means_no_action() -> None:
+    action = decide(obs({STATE_LABEL: "success"}), {})
+    assert action.kind is Kind.IDLE
+    assert decide(obs({CONFIG_LABEL: ""}), {}).kind is Kind.IDLE
+
+
+def test_a_journal_is_resumed_towards_the_current_label() -> None:
+    action = decide(obs({CONFIG_LABEL: "all-1g.10gb"}, {JOURNAL_ANNOTATION: encode(JOURNAL)}, journal=JOURNAL), {})
+    assert action.kind is Kind.RESUME
+    assert action.target == "all-1g.10gb"
+
+
+def test_a_journal_without_label_is_abandoned() -> None:
+    action = decide(obs({}, {JOURNAL_ANNOTATION: encode(JOURNAL)}, journal=JOURNAL), {})
+    assert action.kind is Kind.ABANDON
+    assert action.target == "all-balanced"
+    assert "label was removed" in action.reason
+
+
+def test_an_unreadable_journal_restores_paused_gates_and_fails() -> None:
+    labels = {CONFIG_LABEL: "x", DP: PAUSED, GFD: "false", STATE_LABEL: "pending"}
+    action = decide(obs(labels, {JOURNAL_ANNOTATION: "{"}, journal_error="journal annotation: not valid JSON"), {})
+    assert action.kind is Kind.SETTLE and action.permanent
+    assert action.patch == {
+        "metadata": {
+            "labels": {DP: "true", STATE_LABEL: "failed"},
+            "annotations": {REASON_ANNOTATION: action.reason, JOURNAL_ANNOTATION: None},
+        }
+    }
+
+
+def test_config_file_error_fails_permanently_once() -> None:
+    action = decide(obs({CONFIG_LABEL: "x"}, config_error="config.yaml: line 3: bad"), {})
+    assert action.kind is Kind.SETTLE and action.permanent
+    assert action.event is not None and action.event.reason == EV_INVALID
+    assert "config.yaml: line 3: bad" in action.reason
+    again = decide(
+        obs(
+            {CONFIG_LABEL: "x", STATE_LABEL: "failed"},
+            {REASON_ANNOTATION: action.reason},
+            config_error="config.yaml: line 3: bad",
+        ),
+        {},
+    )
+    assert again.kind is Kind.IDLE and again.permanent
+
+
+def test_invalid_config_fails_with_the_assessment_reason() -> None:
+    a = Assessment(Check.INVALID, "MIG config 'x': unknown profile 9g.99gb")
+    action = decide(obs({CONFIG_LABEL: "x", STATE_LABEL: "success"}, assessment=a), {})
+    assert action.kind is Kind.SETTLE and action.permanent
+    assert action.patch is not None
+    assert action.patch["metadata"]["labels"] == {STATE_LABEL: "failed"}
+    assert action.event is not None and action.event.type == "Warning"
+
+
+@pytest.mark.parametrize(
+    ("labels", "annotations", "kind", "event"),
+    [
+        ({CONFIG_LABEL: "c"}, {}, Kind.SETTLE, True),
+        ({CONFIG_LABEL: "c", STATE_LABEL: "failed"}, {}, Kind.SETTLE, True),
+        ({CONFIG_LABEL: "c", STATE_LABEL: "success"}, {REASON_ANNOTATION: "MIG config 'c' applied"}, Kind.IDLE, False),
+        (
+            {CONFIG_LABEL: "c", STATE_LABEL: "success", DP: PAUSED},
+            {REASON_ANNOTATION: "MIG config 'c' applied"},
+            Kind.SETTLE,
+            False,
+        ),
+    ],
+)
+def test_applied_config_settles_success(
+    labels: dict[str, str], annotations: dict[str, str], kind: Kind, event: bool
+) -> None:
+    action = decide(obs(labels, annotations, assessment=Assessment(Check.APPLIED)), {})
+    assert action.kind is kind
+    assert (action.event is not None) is event
+    if event:
+        assert action.event is not None and action.event.reason == EV_SUCCESS
+    if kind is Kind.SETTLE:
+        assert action.patch is not None
+        assert action.patch["metadata"]["labels"].get(STATE_LABEL, "success") == "success"
+        if labels.get(DP) == PAUSED:
+            assert action.patch["metadata"]["labels"][DP] == "true"
+
+
+@pytest.mark.parametrize(("check", "mode_change"), [(Check.MODE_CHANGE, True), (Check.INSTANCES, False)])
+def test_a_difference_reconfigures(check: Check, mode_change: bool) -> None:
+    action = decide(
+        obs({CONFIG_LABEL: "c", STATE_LABEL: "success"}, assessment=Assessment(check, "GPU 0: differs")), {}
+    )
+    assert action.kind is Kind.RECONFIGURE
+    assert action.target == "c"
+    assert action.mode_change is mode_change
+    assert "GPU 0: differs" in action.reason
+
+
+def test_rebooting_state_with_the_mode_still_wrong_fails_without_a_second_reboot() -> None:
+    action = decide(obs({CONFIG_LABEL: "c", STATE_LABEL: "rebooting"}, assessment=Assessment(Check.MODE_CHANGE)), {})
+    assert action.kind is Kind.SETTLE and action.permanent
+    assert "did not take effect after rebooting" in action.reason
+
+
+def test_previous_failures_wait_or_stay_failed() -> None:
+    a = Assessment(Check.INSTANCES, "differs")
+    labels = {CONFIG_LABEL: "c", STATE_LABEL: "failed"}
+    waiting = decide(
+        obs(labels, now=10.0, config_digest="d", assessment=a), {("c", "d"): Attempts(1, 12.0, False, "x")}
+    )
+    assert waiting.kind is Kind.WAIT and waiting.wake_at == 12.0
+    due = decide(obs(labels, now=13.0, config_digest="d", assessment=a), {("c", "d"): Attempts(1, 12.0, False, "x")})
+    assert due.kind is Kind.RECONFIGURE
+    other_digest = decide(
+        obs(labels, now=10.0, config_digest="e", assessment=a), {("c", "d"): Attempts(1, 12.0, True, "x")}
+    )
+    assert other_digest.kind is Kind.RECONFIGURE
+    stays = decide(
+        obs(labels, {REASON_ANNOTATION: "reboot required"}, now=10.0, config_digest="d", assessment=a),
+        {("c", "d"): Attempts(1, 0.0, True, "reboot required")},
+    )
+    assert stays.kind is Kind.IDLE
+
+
+def test_unreadable_gpus_fail_transiently_then_wait() -> None:
+    a = Assessment(Check.ERROR, "cannot read the GPUs: GPU 0: reading MIG mode failed (UNKNOWN)")
+    first = decide(obs({CONFIG_LABEL: "c", STATE_LABEL: "success"}, now=1.0, assessment=a), {})
+    assert first.kind is Kind.SETTLE and first.transient
+    assert first.event is not None and first.event.reason == EV_FAILED
+    waiting = decide(obs({CONFIG_LABEL: "c"}, now=1.0, assessment=a), {("c", ""): Attempts(1, 5.0, False, "x")})
+    assert waiting.kind is Kind.WAIT
+
+
+def test_settle_patch() -> None:
+    labels = {DP: PAUSED, GFD: "false", STATE_LABEL: "pending"}
+    annotations = {JOURNAL_ANNOTATION: "{}", REASON_ANNOTATION: "applying"}
+    patch = settle_patch(labels, annotations, Settle("success", "done", {DP: None, GFD: "false"}, inventory="inv"))
+    assert patch == {
+        "metadata": {
+            "labels": {DP: "true", STATE_LABEL: "success"},
+            "annotations": {REASON_ANNOTATION: "done", JOURNAL_ANNOTATION: None, INVENTORY_ANNOTATION: "inv"},
+        }
+    }
+    settled = {DP: "true", GFD: "false", STATE_LABEL: "success"}
+    assert (
+        settle_patch(
+            settled,
+            {REASON_ANNOTATION: "done", INVENTORY_ANNOTATION: "inv"},
+            Settle("success", "done", inventory="inv"),
+        )
+        is None
+    )
+
+
+def test_backoff_and_failure_bookkeeping() -> None:
+    policy = RetryPolicy(initial=0.5, maximum=3.0, max_retries=3)
+    assert [backoff_delay(n, policy) for n in range(6)] == [0.0, 0.5, 1.0, 2.0, 3.0, 3.0]
+    a = record_failure(None, now=10.0, permanent=False, reason="x", policy=policy)
+    assert (a.failures, a.next_at, a.permanent) == (1, 10.5, False)
+    for _ in range(2):
+        a = record_failure(a, now=10.0, permanent=False, reason="x", policy=policy)
+    assert not a.permanent and a.failures == 3
+    a = record_failure(a, now=10.0, permanent=False, reason="x", policy=policy)
+    assert a.permanent and "gave up after 4 attempts" in a.reason
+    p = record_failure(None, now=0.0, permanent=True, reason="reboot required", policy=policy)
+    assert p.permanent and p.reason == "reboot required"
