@@ -20,7 +20,7 @@ from typing import Any
 import yaml
 
 from kubesim import crd as crdlib
-from kubesim import schemas
+from kubesim import schemas, validation
 from kubesim.errors import (
     ApiError,
     FieldError,
@@ -224,6 +224,7 @@ class Registry:
         if rt.has_status and not rt.status_on_create:
             obj.pop("status", None)
         obj = self._prepare(rt, obj, None, opts)
+        self._validate_builtin(rt, obj, None)
         if opts.dry_run:
             return self.serve(rt, Stored(obj))
         stored = self.store.put(rt.group_resource, obj)
@@ -319,6 +320,17 @@ class Registry:
             )
         if errs:
             raise invalid(rt.kind, name, rt.group, errs)
+
+    def _validate_builtin(self, rt: ResourceType, obj: dict[str, Any], old: dict[str, Any] | None) -> None:
+        if rt.custom:
+            return
+        if rt.group_resource == ("", "secrets"):
+            problem = validation.undecodable_secret_data(obj)
+            if problem:
+                raise bad_request(problem)
+        errs = validation.validate_builtin(rt, obj, old)
+        if errs:
+            raise invalid(rt.kind, obj["metadata"].get("name", ""), rt.group, errs)
 
     def _check_fields(self, rt: ResourceType, obj: dict[str, Any], opts: WriteOptions) -> None:
         """fieldValidation for built-in kinds (custom kinds are checked against their CRD schema when prepared)."""
@@ -492,6 +504,7 @@ class Registry:
                     result.pop("status", None)
             self._validate_meta(rt, meta, name)
             result = self._prepare(rt, result, old, opts)
+            self._validate_builtin(rt, result, old)
             if old_meta.get("deletionTimestamp"):
                 added = [f for f in meta.get("finalizers") or [] if f not in (old_meta.get("finalizers") or [])]
                 if added:
