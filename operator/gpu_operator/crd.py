@@ -101,7 +101,6 @@ def openapi_schema() -> dict[str, Any]:
         "properties": {
             "apiVersion": {"type": "string"},
             "kind": {"type": "string"},
-            "metadata": {"type": "object"},
             "spec": _structural(spec, spec_defs),
             "status": _structural(status, status_defs),
         },

@@ -247,7 +247,10 @@ def _apply_daemonset_common(ds: dict[str, Any], spec: ClusterPolicySpec, compone
     if secrets:
         pod_spec["imagePullSecrets"] = [{"name": s} for s in secrets]
     if component.resources is not None:
-        resources = component.resources.model_dump(by_alias=True, exclude_none=True)
+        resources = {
+            group: {name: str(quantity) for name, quantity in values.items()}
+            for group, values in component.resources.model_dump(by_alias=True, exclude_none=True).items()
+        }
         if resources:
             for container in pod_spec["containers"]:
                 container["resources"] = copy.deepcopy(resources)

@@ -199,7 +199,7 @@ def test_mig_manager_custom_config_and_every_field() -> None:
     assert container["image"] == "registry.local/mig-manager@sha256:" + "a" * 64
     assert container["imagePullPolicy"] == "Always"
     assert container["args"] == ["--log-level=debug"]
-    assert container["resources"] == {"limits": {"cpu": "500m", "memory": "350Mi"}, "requests": {"cpu": 1}}
+    assert container["resources"] == {"limits": {"cpu": "500m", "memory": "350Mi"}, "requests": {"cpu": "1"}}
     pod = ds["spec"]["template"]["spec"]
     assert pod["imagePullSecrets"] == [{"name": "pull"}, {"name": "other"}]
     assert pod["hostNetwork"] is True and pod["dnsPolicy"] == "ClusterFirstWithHostNet"

@@ -1,0 +1,3 @@
+from gpu_operator.cli import main
+
+raise SystemExit(main())
