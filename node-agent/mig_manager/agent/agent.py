@@ -145,6 +145,7 @@ class Agent:
         self._fingerprint = ""
         self._inventory: str | None = None
         self._pods_seen: list[dict[str, Any]] = []
+        self._evaluated: dict[str, Any] | None = None
 
     # -- lifecycle ----------------------------------------------------------------------------------------------------
 
@@ -219,6 +220,7 @@ class Agent:
     def _patch(self, patch: Mapping[str, Any], what: str) -> dict[str, Any]:
         node = self.kube.patch_node(patch, what)
         self.watcher.update(node)
+        self._evaluated = None  # the response may hold others' changes too: evaluate the next version afresh
         return node
 
     def _event(self, type_: str, reason: str, message: str) -> None:
@@ -293,6 +295,7 @@ class Agent:
         if node is None:
             log.warning("node %s not found; nothing to do", self.settings.node_name)
             return None
+        self._evaluated = node
         config = self.source.current()
         fingerprint = self._fingerprint_of(node, config.digest)
         if not force and fingerprint == self._fingerprint:
@@ -318,7 +321,8 @@ class Agent:
         log.debug("decision kind=%s target=%s reason=%s", action.kind.value, action.target, action.reason)
         key: Key = (action.target or "", config.digest)
         wake_at = self._dispatch(action, node, key, config.spec)
-        self._fingerprint = self._fingerprint_of(self.watcher.latest, config.digest)
+        # What this pass saw; after a write, nothing: the next version (our own echo included) gets its own pass.
+        self._fingerprint = "" if self._evaluated is None else self._fingerprint_of(self._evaluated, config.digest)
         return wake_at
 
     def _dispatch(self, action: Action, node: dict[str, Any], key: Key, spec: MigPartedSpec | None) -> float | None:

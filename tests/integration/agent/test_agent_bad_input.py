@@ -1,0 +1,117 @@
+"""Acceptance 2: bad input ends in `failed` with a clear reason, the gates as they were and the GPUs unchanged; an
+empty label does nothing."""
+
+from __future__ import annotations
+
+import pytest
+from agent_support import (
+    DEFAULT_GATES,
+    FakeDaemonSets,
+    ThreadAgent,
+    annotations_of,
+    events_of,
+    iter_gate_values,
+    labels_of,
+    reason_of,
+    set_labels,
+    wait_state,
+)
+
+from kubesim.testing import wait_for
+from mig_manager.agent.labels import STATE_LABEL
+from mig_manager.devices.simulated import read_state
+
+CUSTOM = """version: v1
+mig-configs:
+  all-disabled:
+    - devices: all
+      mig-enabled: false
+  wrong-profile:
+    - devices: all
+      mig-enabled: true
+      mig-devices:
+        "1g.5gb": 7
+  infeasible:
+    - devices: all
+      mig-enabled: true
+      mig-devices:
+        "3g.40gb": 2
+        "1g.10gb": 1
+  beyond:
+    - devices: [0, 9]
+      mig-enabled: true
+      mig-devices:
+        "1g.10gb": 7
+"""
+
+
+@pytest.mark.parametrize(
+    ("config_text", "label", "expected"),
+    [
+        (
+            None,
+            "no-such-config",
+            ['selected mig-config not present: "no-such-config"', "available configs: all-disabled"],
+        ),
+        ("version: v1\nmig-configs:\n  a: [oops\n", "all-disabled", ["cannot use the MIG config file", "config.yaml"]),
+        (CUSTOM, "wrong-profile", ["MIG config 'wrong-profile' cannot be applied", "1g.5gb"]),
+        (CUSTOM, "infeasible", ["MIG config 'infeasible' cannot be applied", "3g.40gb"]),
+        (CUSTOM, "beyond", ["MIG config 'beyond' entry 0 selects GPU index 9, but this node has GPUs 0-7"]),
+    ],
+    ids=["unknown-config", "malformed-file", "unknown-profile", "infeasible", "index-beyond"],
+)
+def test_bad_input_fails_clearly_and_touches_nothing(
+    kubesim, core, gpu_node, config_text: str | None, label: str, expected: list[str]
+) -> None:  # type: ignore[no-untyped-def]
+    if config_text is not None:
+        gpu_node.config.write_text(config_text)
+    before = read_state(gpu_node.gpu_state)["gpus"]
+    with FakeDaemonSets(kubesim) as daemonsets, ThreadAgent(gpu_node):
+        set_labels(core, {"nvidia.com/mig.config": label})
+        labels = wait_state(core, "failed")
+    reason = reason_of(core)
+    for text in expected:
+        assert text in reason
+    assert {k: labels[k] for k in DEFAULT_GATES} == DEFAULT_GATES
+    assert "pending" not in list(iter_gate_values(daemonsets.seen, STATE_LABEL))
+    assert read_state(gpu_node.gpu_state)["gpus"] == before
+    assert "nvidia.com/mig.config.journal" not in annotations_of(core)
+    events = events_of(core)
+    assert [(t, r) for t, r, _ in events] == [("Warning", "MigConfigInvalid")]
+    assert expected[0] in events[0][2]
+
+
+def test_empty_label_does_nothing(kubesim, core, gpu_node) -> None:  # type: ignore[no-untyped-def]
+    set_labels(core, {"nvidia.com/mig.config": ""})
+    before = read_state(gpu_node.gpu_state)["gpus"]
+    with ThreadAgent(gpu_node) as runner:
+        assert runner.agent.ready.wait(30)
+        runner.agent.wake()
+        wait_for(lambda: "nvidia.com/mig.inventory" in annotations_of(core), timeout=30, what="inventory")
+        labels = labels_of(core)
+        assert STATE_LABEL not in labels
+        assert {k: labels[k] for k in DEFAULT_GATES} == DEFAULT_GATES
+        assert events_of(core) == []
+        assert read_state(gpu_node.gpu_state)["gpus"] == before
+        # A label that goes away also does nothing; a real one afterwards is applied.
+        set_labels(core, {"nvidia.com/mig.config": "all-1g.10gb"})
+        wait_state(core, "success", config="all-1g.10gb")
+
+
+def test_a_permanent_failure_stays_until_the_label_or_the_config_changes(kubesim, core, gpu_node) -> None:  # type: ignore[no-untyped-def]
+    gpu_node.config.write_text(CUSTOM)
+    with FakeDaemonSets(kubesim), ThreadAgent(gpu_node) as runner:
+        set_labels(core, {"nvidia.com/mig.config": "infeasible"})
+        wait_state(core, "failed")
+        runs = runner.agent.runs
+        runner.agent.wake()
+        set_labels(core, {"unrelated": "label"})  # an event that changes nothing relevant
+        assert runner.agent.runs == runs
+        # The config file is fixed in place: the same label is evaluated again and applied.
+        gpu_node.config.write_text(CUSTOM.replace('"3g.40gb": 2', '"3g.40gb": 1'))
+        wait_state(core, "success", config="infeasible")
+        # A label change after a failure is applied too.
+        set_labels(core, {"nvidia.com/mig.config": "no-such"})
+        wait_state(core, "failed")
+        set_labels(core, {"nvidia.com/mig.config": "all-disabled"})
+        wait_state(core, "success", config="all-disabled")
