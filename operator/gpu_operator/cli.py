@@ -136,7 +136,8 @@ def run(args: argparse.Namespace) -> int:
     worker = threading.Thread(target=controller.run, args=(stop,), name="reconciler", daemon=True)
 
     def healthy() -> bool:
-        return not lost.is_set() and (not worker.is_alive() and not stop.is_set()) is False
+        # a standby replica (worker not started) is healthy; a started one is healthy while its reconciler runs
+        return not lost.is_set() and (worker.ident is None or worker.is_alive() or stop.is_set())
 
     def ready() -> bool:
         return (elector.is_leader or not args.leader_elect) and controller.reconciles > 0
