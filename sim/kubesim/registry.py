@@ -770,22 +770,39 @@ class Registry:
 
     # ------------------------------------------------------------ scale
 
+    def _scale_paths(self, rt: ResourceType) -> tuple[str, str, str]:
+        """(spec replicas, status replicas, label selector) paths: a CRD's `subresources.scale`, else the built-in."""
+        default = (".spec.replicas", ".status.replicas", "")
+        if not rt.custom:
+            return default
+        crd = self.crd_of(rt) or {}
+        versions: list[dict[str, Any]] = (crd.get("spec") or {}).get("versions") or []
+        version: dict[str, Any] = next((v for v in versions if v.get("name") == rt.version), {})
+        scale = (version.get("subresources") or {}).get("scale") or {}
+        return (
+            str(scale.get("specReplicasPath", default[0])),
+            str(scale.get("statusReplicasPath", default[1])),
+            str(scale.get("labelSelectorPath", "")),
+        )
+
     def scale_of(self, rt: ResourceType, stored: Stored) -> dict[str, Any]:
         obj = stored.obj
         meta = obj["metadata"]
-        spec = obj.get("spec") or {}
-        status = obj.get("status") or {}
+        spec_path, status_path, selector_path = self._scale_paths(rt)
+        replicas = _get_path(obj, spec_path)
+        if selector_path:
+            selector = _get_path(obj, selector_path)
+            selector_text = selector if isinstance(selector, str) else ""
+        else:
+            selector_text = format_label_selector((obj.get("spec") or {}).get("selector"))
         return {
             "kind": "Scale",
             "apiVersion": "autoscaling/v1",
             "metadata": {
                 k: meta[k] for k in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp") if k in meta
             },
-            "spec": {"replicas": int(spec.get("replicas", 1))},
-            "status": {
-                "replicas": int(status.get("replicas", 0)),
-                "selector": format_label_selector(spec.get("selector")),
-            },
+            "spec": {"replicas": int(replicas) if isinstance(replicas, int) else (0 if rt.custom else 1)},
+            "status": {"replicas": int(_get_path(obj, status_path) or 0), "selector": selector_text},
         }
 
     def write_scale(
@@ -812,8 +829,29 @@ class Registry:
                 ],
             )
         new = current.copy()
-        new.setdefault("spec", {})["replicas"] = replicas
+        _set_path(new, self._scale_paths(rt)[0], replicas)
         return self._commit_update(rt, current, new, opts, "")
+
+
+def _get_path(obj: Any, path: str) -> Any:
+    cur = obj
+    for key in path.strip(".").split("."):
+        if not isinstance(cur, dict):
+            return None
+        cur = cur.get(key)
+    return cur
+
+
+def _set_path(obj: dict[str, Any], path: str, value: Any) -> None:
+    keys = path.strip(".").split(".")
+    cur = obj
+    for key in keys[:-1]:
+        nxt = cur.get(key)
+        if not isinstance(nxt, dict):
+            nxt = {}
+            cur[key] = nxt
+        cur = nxt
+    cur[keys[-1]] = value
 
 
 def _qualified_name_ok(key: str) -> bool:

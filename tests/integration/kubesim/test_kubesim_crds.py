@@ -257,3 +257,32 @@ def test_invalid_crd_is_rejected(kubesim: KubeSim) -> None:
     with pytest.raises(ApiException) as exc:
         client.ApiextensionsV1Api(kube_client(kubesim)).create_custom_resource_definition(bad)
     assert _invalid(exc.value)[1] == [("metadata.name", "FieldValueInvalid")]
+
+
+def test_custom_scale_subresource_follows_the_crd_paths(kubesim: KubeSim) -> None:
+    crd = copy.deepcopy(CRD)
+    crd["spec"]["scope"] = "Namespaced"
+    crd["spec"]["versions"][0]["subresources"]["scale"] = {
+        "specReplicasPath": ".spec.replicas",
+        "statusReplicasPath": ".status.replicas",
+        "labelSelectorPath": ".status.selector",
+    }
+    crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["status"]["properties"].update(
+        {"replicas": {"type": "integer"}, "selector": {"type": "string"}}
+    )
+    api = kube_client(kubesim)
+    client.ApiextensionsV1Api(api).create_custom_resource_definition(crd)
+    custom = client.CustomObjectsApi(api)
+    body = _policy({"migManager": {}, "replicas": 2})
+    custom.create_namespaced_custom_object(GROUP, "v1", "default", "clusterpolicies", body)
+    custom.patch_namespaced_custom_object_status(
+        GROUP, "v1", "default", "clusterpolicies", "cluster-policy", {"status": {"replicas": 2, "selector": "app=gpu"}}
+    )
+    scale = custom.get_namespaced_custom_object_scale(GROUP, "v1", "default", "clusterpolicies", "cluster-policy")
+    assert scale["kind"] == "Scale" and scale["spec"]["replicas"] == 2
+    assert scale["status"] == {"replicas": 2, "selector": "app=gpu"}
+    custom.patch_namespaced_custom_object_scale(
+        GROUP, "v1", "default", "clusterpolicies", "cluster-policy", {"spec": {"replicas": 5}}
+    )
+    obj = custom.get_namespaced_custom_object(GROUP, "v1", "default", "clusterpolicies", "cluster-policy")
+    assert obj["spec"]["replicas"] == 5

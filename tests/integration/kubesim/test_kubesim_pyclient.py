@@ -314,3 +314,10 @@ def test_fault_injection(kubesim: KubeSim, core: client.CoreV1Api) -> None:
     with pytest.raises(urllib.request.HTTPError) as refused:
         urllib.request.urlopen(bad)
     assert refused.value.code == 400
+
+
+def test_delete_collection_by_label(core: client.CoreV1Api) -> None:
+    for name, team in (("a", "x"), ("b", "x"), ("c", "y")):
+        core.create_namespaced_config_map(NS, _cm(name, {"team": team}))
+    core.delete_collection_namespaced_config_map(NS, label_selector="team=x")
+    assert [c.metadata.name for c in core.list_namespaced_config_map(NS).items] == ["c"]
