@@ -156,7 +156,9 @@ class WorkloadStatus(Controller):
                 return None
             owned_by_job = any(r.get("kind") == "Job" for r in obj["metadata"].get("ownerReferences") or [])
             containers = spec.get("containers") or []
-            if owned_by_job:
+            # Without a kubelet, a pod that is not restarted (Jobs, `helm test` hooks, `kubectl run --restart=Never`)
+            # is taken to run to completion; other pods keep running.
+            if owned_by_job or spec.get("restartPolicy") in ("Never", "OnFailure"):
                 done = [
                     {"type": t, "status": "True", "lastTransitionTime": now} for t in ("PodScheduled", "Initialized")
                 ]

@@ -64,6 +64,9 @@ def test_helm_install_upgrade_rollback_uninstall(kubesim: KubeSim, kubesim_tools
     history = json.loads(helm("history", "r1", "-n", NS, "-o", "json").stdout)
     assert [(h["revision"], h["status"]) for h in history] == [(1, "superseded"), (2, "superseded"), (3, "deployed")]
 
+    # helm test runs the test hook pod to completion.
+    assert "Phase:          Succeeded" in helm("test", "r1", "-n", NS, "--timeout", "60s").stdout
+
     # uninstall deletes the release's objects and its Secrets (protobuf DeleteOptions bodies); the CRD stays.
     helm("uninstall", "r1", "-n", NS, "--wait", "--timeout", "60s")
     assert core.list_namespaced_config_map(NS).items == []
