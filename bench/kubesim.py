@@ -168,6 +168,7 @@ async def bench_watch(session: aiohttp.ClientSession, url: str, watchers: int, e
 
 
 async def run(quick: bool) -> dict[str, Any]:
+    load_at_start = round(os.getloadavg()[0], 2)  # other work on the machine skews every figure
     with tempfile.TemporaryDirectory() as tmp:
         proc, url = start_server(Path(tmp))
         try:
@@ -185,7 +186,12 @@ async def run(quick: bool) -> dict[str, Any]:
     return {
         "benchmark": "kubesim",
         "command": ".venv/bin/python bench/kubesim.py" + (" --quick" if quick else ""),
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+            "load_average_1m_at_start": load_at_start,
+        },
         "gets_per_second": gets,
         "list_nodes": listing,
         "watch_fanout": fanout,
