@@ -79,6 +79,7 @@ class Controller:
         self._policy_known = False
         self._custom_config: str | None = None
         self._nodes: dict[str, tuple[Any, ...]] = {}
+        self._patched_from: dict[str, str | None] = {}  # node -> resourceVersion its last label patch was computed on
         self.reconciles = 0
         self.last_success = 0.0
         self.alive = True
@@ -99,6 +100,7 @@ class Controller:
         if event_type == "DELETED":
             with self._lock:
                 known = self._nodes.pop(name, None)
+                self._patched_from.pop(name, None)
             if known is not None:
                 self.request("node deleted")
             return
@@ -115,12 +117,18 @@ class Controller:
         if not self._policy_known:
             return body
         meta = body.get("metadata") or {}
+        name, version = meta.get("name", ""), meta.get("resourceVersion")
         changes = label_changes(meta.get("labels") or {}, meta.get("annotations") or {}, self._policy)
         if not changes:
             return body
-        log.info("labelling node=%s changes=%s", meta.get("name"), changes)
+        with self._lock:
+            if version and self._patched_from.get(name) == version:
+                return body  # a stale view of a node already patched from this very version
+        log.info("labelling node=%s changes=%s", name, changes)
         self.metrics.inc("node_label_writes_total")
-        patched = self.kube.merge_patch(f"{NODES_PATH}/{meta['name']}", {"metadata": {"labels": changes}})
+        patched = self.kube.merge_patch(f"{NODES_PATH}/{name}", {"metadata": {"labels": changes}})
+        with self._lock:
+            self._patched_from[name] = version
         return patched if patched is not None else body
 
     # ------------------------------------------------------------------ the loop
