@@ -48,6 +48,7 @@ from .decide import (
     text_applied,
     text_label_removed,
     text_not_rebooted,
+    text_retry,
 )
 from .errors import HostError, JournalError, PermanentError, TransientError
 from .host import Host, StopAction, restart_order, services_to_stop, stop_decision
@@ -415,6 +416,8 @@ class Agent:
         except Conflict:
             log.info("the node changed while starting; deciding again")
             self.watcher.refresh()
+            self._evaluated = None
+            self._wake.set()
             return
         self.runs += 1
         self.metrics.set_state(STATE_PENDING)
@@ -579,13 +582,14 @@ class Agent:
             return
         try:
             before: NodeState = state_from_json(dict(journal.checkpoint), "journal checkpoint")
-            if fetch_state(self.backend) == before:
+            pending = any((mode := self.backend.mig_mode(d.index)).pending != mode.current for d in before.devices)
+            if not pending and fetch_state(self.backend) == before:
                 return
             log.warning("restoring the previous MIG geometry from the journal")
             result = restore_state(self.backend, before)
             if not result.ok:
                 log.error("restoring the previous MIG geometry failed: %s", "; ".join(result.lines()))
-        except MigManagerError as exc:
+        except MigManagerError as exc:  # DeviceError included
             log.error("restoring the previous MIG geometry failed: %s", exc)
 
     def _finish(self, journal: Journal, outcome: _Outcome, started: float) -> None:
@@ -604,8 +608,22 @@ class Agent:
             outcome = _Outcome(
                 STATE_FAILED, f"{outcome.reason}; starting host services failed: {'; '.join(errors)}", transient=True
             )
+        key: Key = (journal.target, self.source.current().digest)
         if outcome.state == STATE_SUCCESS:
             self._delete_pods((OPERATOR_VALIDATOR_APP,))
+        else:
+            attempt = record_failure(
+                self.attempts.get(key),
+                now=time.monotonic(),
+                permanent=outcome.permanent,
+                reason=outcome.reason,
+                policy=self.policy,
+            )
+            self.attempts[key] = attempt
+            if attempt.permanent:
+                outcome.reason = attempt.reason
+            else:
+                outcome.reason = text_retry(outcome.reason, attempt.next_at - time.monotonic())
         inventory = self._refresh_inventory()
         node = self.watcher.latest
         patch = settle_patch(
@@ -616,19 +634,11 @@ class Agent:
         elapsed = time.monotonic() - started
         self.metrics.observe_run(outcome.state, elapsed)
         self.metrics.set_state(outcome.state)
-        key: Key = (journal.target, self.source.current().digest)
         if outcome.state == STATE_SUCCESS:
             self.attempts.clear()
             log.info("success config=%s in %.2fs", journal.target, elapsed)
             self._event("Normal", EV_SUCCESS, f"MIG config {journal.target!r} applied in {elapsed:.1f}s")
         else:
-            self.attempts[key] = record_failure(
-                self.attempts.get(key),
-                now=time.monotonic(),
-                permanent=outcome.permanent,
-                reason=outcome.reason,
-                policy=self.policy,
-            )
             log.error("failed config=%s: %s", journal.target, outcome.reason)
             self._event("Warning", EV_FAILED, f"MIG config {journal.target!r} failed: {outcome.reason}")
         self.crash("finished")

@@ -170,7 +170,7 @@ def text_not_rebooted(config: str) -> str:
 
 
 def text_retry(reason: str, delay: float) -> str:
-    return f"{reason}; retrying in {delay:g}s"
+    return f"{reason}; retrying in {max(delay, 0.0):.1f}s"
 
 
 def text_label_removed(target: str) -> str:
@@ -236,8 +236,9 @@ def decide(obs: Observed, attempts: Mapping[Key, Attempts]) -> Action:
     """The next action for this node."""
     desired = obs.desired
     if obs.journal_error is not None:
+        # Restore what can be restored; the next pass (no journal any more) decides afresh.
         reason = f"{obs.journal_error}; the reconfiguration it describes cannot be finished, gates restored"
-        return _settle(obs, STATE_FAILED, reason, Event("Warning", EV_FAILED, reason), permanent=True)
+        return _settle(obs, STATE_FAILED, reason, Event("Warning", EV_FAILED, reason))
     if obs.journal is not None:
         if desired is None:
             return Action(Kind.ABANDON, obs.journal.target, text_label_removed(obs.journal.target))

@@ -72,8 +72,12 @@ def wait_state(
     core: client.CoreV1Api, state: str, timeout: float = 30.0, config: str | None = None, name: str = NODE
 ) -> dict[str, str]:
     def check() -> dict[str, str] | None:
-        labels = labels_of(core, name)
-        annotations = annotations_of(core, name)
+        try:
+            obj = node(core, name)
+        except (client.ApiException, OSError):  # faults injected into the API on purpose
+            return None
+        labels = dict(obj["metadata"].get("labels") or {})
+        annotations = dict(obj["metadata"].get("annotations") or {})
         if labels.get(STATE_LABEL) != state or "nvidia.com/mig.config.journal" in annotations:
             return None
         if config is not None and labels.get(CONFIG_LABEL) != config:

@@ -61,7 +61,7 @@ def test_a_journal_without_label_is_abandoned() -> None:
 def test_an_unreadable_journal_restores_paused_gates_and_fails() -> None:
     labels = {CONFIG_LABEL: "x", DP: PAUSED, GFD: "false", STATE_LABEL: "pending"}
     action = decide(obs(labels, {JOURNAL_ANNOTATION: "{"}, journal_error="journal annotation: not valid JSON"), {})
-    assert action.kind is Kind.SETTLE and action.permanent
+    assert action.kind is Kind.SETTLE and not action.permanent and not action.transient
     assert action.patch == {
         "metadata": {
             "labels": {DP: "true", STATE_LABEL: "failed"},

@@ -1,0 +1,135 @@
+"""Acceptance 4: API faults injected by kubesim during reconfigurations, and NVML faults at each backend call: the node
+converges, or ends `failed` with its previous geometry (and the gates restored either way)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from agent_support import (
+    DEFAULT_GATES,
+    FakeDaemonSets,
+    Node,
+    ThreadAgent,
+    annotations_of,
+    events_of,
+    reason_of,
+    set_labels,
+    wait_state,
+)
+
+from kubesim.testing import wait_for
+from mig_manager.devices.base import MUTATING_OPS, READ_ONLY_OPS
+from mig_manager.devices.simulated import SimulatedBackend, add_fault, read_state
+from mig_manager.parted import apply_config, assert_config
+from mig_manager.spec import load_spec_file
+
+
+def _applied(node: Node, config: str) -> bool:
+    spec = load_spec_file(str(node.config)).spec
+    return assert_config(SimulatedBackend(node.gpu_state), spec, config).ok
+
+
+def _geometry(node: Node) -> list[Any]:
+    return [(g["mig_mode"], g["gpu_instances"]) for g in read_state(node.gpu_state)["gpus"]]
+
+
+API_FAULTS = [
+    {"verb": "patch", "resource": "nodes", "status": 500, "count": 2},
+    {"verb": "patch", "resource": "nodes", "status": 503, "count": 7},
+    {"verb": "patch", "resource": "nodes", "status": 409, "count": 1},
+    {"verb": "patch", "resource": "nodes", "action": "drop", "count": 4},
+    {"verb": "list", "resource": "pods", "status": 500, "count": 5},
+    {"verb": "watch", "resource": "pods", "action": "drop", "count": 3},
+    {"verb": "watch", "resource": "nodes", "status": 500, "count": 3},
+    {"verb": "create", "resource": "events", "status": 500},
+    {"verb": "*", "resource": "nodes", "status": 503, "probability": 0.25},
+]
+
+
+@pytest.mark.parametrize(
+    "fault", API_FAULTS, ids=[f"{f['verb']}-{f['resource']}-{f.get('action', f.get('status'))}" for f in API_FAULTS]
+)
+def test_api_faults_during_a_reconfiguration_converge(kubesim, core, gpu_node, fault: dict[str, Any]) -> None:  # type: ignore[no-untyped-def]
+    gpu_node.configure(api_retries=2)
+    set_labels(core, {"nvidia.com/mig.config": "all-balanced"})
+    kubesim.add_fault(**fault)
+    with FakeDaemonSets(kubesim), ThreadAgent(gpu_node):
+        labels = wait_state(core, "success", config="all-balanced", timeout=60)
+        kubesim.clear_faults()
+    assert {k: labels[k] for k in DEFAULT_GATES} == DEFAULT_GATES
+    assert "nvidia.com/mig.config.journal" not in annotations_of(core)
+    assert _applied(gpu_node, "all-balanced")
+
+
+OPS = READ_ONLY_OPS + MUTATING_OPS
+
+
+@pytest.mark.parametrize("op", OPS)
+def test_an_nvml_fault_at_each_backend_call_is_retried(kubesim, core, tmp_path, op: str) -> None:  # type: ignore[no-untyped-def]
+    """A100s (mode changes need a reset) going from all-1g.10gb (destroys) or MIG disabled (mode change) to
+    all-balanced; the op fails once, the run is rolled back, and the retry converges."""
+    from agent_support import DEFAULT_GATES as GATES
+    from agent_support import create_node
+
+    create_node(core, GATES)
+    node = Node(kubesim, tmp_path, gpus="A100-80GBx2").init()
+    if op.startswith("destroy"):
+        spec = load_spec_file(str(node.config)).spec
+        assert apply_config(SimulatedBackend(node.gpu_state), spec, "all-1g.10gb").ok
+    add_fault(node.gpu_state, op, "UNKNOWN", after=1 if op in READ_ONLY_OPS else 0, times=1)
+    backend = SimulatedBackend(node.gpu_state)
+    if op == "processes":  # only asked when a reset finds the GPU in use
+        backend.add_process(0, 99)
+    with FakeDaemonSets(kubesim), ThreadAgent(node):
+        set_labels(core, {"nvidia.com/mig.config": "all-balanced"})
+        if op == "processes":
+            wait_for(lambda: "in use" in reason_of(core), timeout=60, what="in use")
+            backend.remove_process(0, 99)
+        labels = wait_state(core, "success", config="all-balanced", timeout=60)
+    assert {k: labels[k] for k in GATES} == GATES
+    assert _applied(node, "all-balanced")
+    fault = read_state(node.gpu_state)["faults"][0]
+    assert fault["fired"] == 1, f"the {op} fault never fired"
+    if op in MUTATING_OPS:  # a read may fail where it is only a diagnostic (the inventory): no failed run then
+        assert any(r == "MigConfigFailed" for _, r, _ in events_of(core))
+
+
+@pytest.mark.parametrize("op", [op for op in MUTATING_OPS if op != "reset"])
+def test_an_nvml_fault_with_no_retries_left_ends_failed_with_the_previous_geometry(
+    kubesim, core, gpu_node, op: str
+) -> None:  # type: ignore[no-untyped-def]
+    """H100s in all-1g.10gb; GPU 3 fails one call of `op` in the middle of the change; no retry is allowed: the
+    node ends `failed` with every GPU back in all-1g.10gb (the device layer's rollback) and the gates restored."""
+    spec = load_spec_file(str(gpu_node.config)).spec
+    assert apply_config(SimulatedBackend(gpu_node.gpu_state), spec, "all-1g.10gb").ok
+    target = "all-disabled" if op == "set_mig_mode" else "all-balanced"
+    before = _geometry(gpu_node)
+    add_fault(gpu_node.gpu_state, op, "UNKNOWN", gpu=3, times=1)
+    gpu_node.configure(max_retries=0)
+    with FakeDaemonSets(kubesim), ThreadAgent(gpu_node) as runner:
+        set_labels(core, {"nvidia.com/mig.config": target})
+        labels = wait_state(core, "failed", timeout=60)
+        assert runner.agent.runs == 1
+    reason = reason_of(core)
+    assert "GPU 3 (H100-SXM5-80GB)" in reason and "(UNKNOWN)" in reason and "restored the previous geometry" in reason
+    assert "gave up after 1 attempts" in reason
+    assert {k: labels[k] for k in DEFAULT_GATES} == DEFAULT_GATES
+    assert _geometry(gpu_node) == before
+
+
+def test_a_gpu_in_use_is_retried_until_it_is_free(kubesim, core, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from agent_support import create_node
+
+    create_node(core, DEFAULT_GATES)
+    node = Node(kubesim, tmp_path, gpus="A100-80GBx2").init()
+    backend = SimulatedBackend(node.gpu_state)
+    backend.add_process(1, 4242)
+    node.configure(backoff_initial=0.5, backoff_max=0.5, max_retries=100)
+    with FakeDaemonSets(kubesim), ThreadAgent(node):
+        set_labels(core, {"nvidia.com/mig.config": "all-balanced"})
+        wait_for(lambda: "in use" in reason_of(core), timeout=60, what="in use")
+        assert _geometry(node)[1][0] == {"current": "disabled", "pending": "disabled"}  # the pending change cancelled
+        backend.remove_process(1, 4242)
+        wait_state(core, "success", config="all-balanced", timeout=60)
+    assert _applied(node, "all-balanced")
