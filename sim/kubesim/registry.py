@@ -220,7 +220,10 @@ class Registry:
             meta.pop(key, None)
         meta["uid"] = str(uuid.uuid4())
         meta["creationTimestamp"] = self.clock()
-        meta["generation"] = 1
+        if _tracks_generation(rt):
+            meta["generation"] = 1
+        else:
+            meta.pop("generation", None)
         if rt.has_status and not rt.status_on_create:
             obj.pop("status", None)
         obj = self._prepare(rt, obj, None, opts)
@@ -522,7 +525,7 @@ class Registry:
                             )
                         ],
                     )
-            if _spec_changed(rt, old, result):
+            if _tracks_generation(rt) and _spec_changed(rt, old, result):
                 meta["generation"] = int(old_meta.get("generation", 1)) + 1
         result["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"]
         if result == old:
@@ -859,6 +862,28 @@ def _qualified_name_ok(key: str) -> bool:
     if prefix and (len(prefix) > 253 or not _SUBDOMAIN.match(prefix)):
         return False
     return 0 < len(name) <= 63 and bool(_LABEL_NAME.match(name))
+
+
+# Kinds whose objects carry metadata.generation on the real server (1.35); ConfigMaps, Secrets, Nodes and the like do
+# not.
+GENERATION_KINDS = frozenset(
+    {
+        ("apps", "deployments"),
+        ("apps", "daemonsets"),
+        ("apps", "replicasets"),
+        ("apps", "statefulsets"),
+        ("batch", "jobs"),
+        ("batch", "cronjobs"),
+        ("", "pods"),
+        ("apiextensions.k8s.io", "customresourcedefinitions"),
+        ("admissionregistration.k8s.io", "validatingadmissionpolicies"),
+        ("admissionregistration.k8s.io", "validatingadmissionpolicybindings"),
+    }
+)
+
+
+def _tracks_generation(rt: ResourceType) -> bool:
+    return rt.custom or rt.group_resource in GENERATION_KINDS
 
 
 def _spec_changed(rt: ResourceType, old: dict[str, Any], new: dict[str, Any]) -> bool:
