@@ -462,9 +462,7 @@ class Registry:
             raise bad_request(f"the name of the object ({meta['name']}) does not match the name on the URL ({name})")
         meta["name"] = name
         self._place(rt, namespace, meta)
-        want = meta.get("resourceVersion")
-        if want and str(want) != current.obj["metadata"]["resourceVersion"]:
-            raise conflict(rt.plural, name, rt.group)
+        _check_preconditions(rt, current, meta)
         self._check_fields(rt, obj, opts)
         return self._commit_update(rt, current, obj, opts, subresource)
 
@@ -594,9 +592,7 @@ class Registry:
         new = clone(new)
         if not isinstance(new, dict) or not isinstance(new.get("metadata"), dict):
             raise ApiError(422, "Invalid", "the patch removed the object's metadata")
-        want = new["metadata"].get("resourceVersion")
-        if want and str(want) != current.obj["metadata"]["resourceVersion"]:
-            raise conflict(rt.plural, name, rt.group)
+        _check_preconditions(rt, current, new["metadata"])
         new["metadata"]["name"] = name
         if rt.namespaced:
             new["metadata"]["namespace"] = namespace
@@ -648,9 +644,7 @@ class Registry:
             return stored, True
         key = (current.obj["metadata"]["uid"], opts.field_manager)
         previous = self._applied.get(key, {})
-        want = meta.get("resourceVersion")
-        if want and str(want) != current.obj["metadata"]["resourceVersion"]:
-            raise conflict(rt.plural, name, rt.group)
+        _check_preconditions(rt, current, meta)
         record = clone(applied)
         for drop in ("resourceVersion", "uid", "creationTimestamp", "generation", "managedFields"):
             meta.pop(drop, None)
@@ -834,6 +828,22 @@ class Registry:
         new = current.copy()
         _set_path(new, self._scale_paths(rt)[0], replicas)
         return self._commit_update(rt, current, new, opts, "")
+
+
+def _check_preconditions(rt: ResourceType, current: Stored, meta: dict[str, Any]) -> None:
+    """A resourceVersion or uid in the written metadata must match the stored object (409 otherwise)."""
+    have = current.obj["metadata"]
+    want_rv = meta.get("resourceVersion")
+    if want_rv and str(want_rv) != have["resourceVersion"]:
+        raise conflict(rt.plural, current.name, rt.group)
+    want_uid = meta.get("uid")
+    if want_uid and want_uid != have.get("uid"):
+        raise conflict(
+            rt.plural,
+            current.name,
+            rt.group,
+            f"Precondition failed: UID in precondition: {want_uid}, UID in object meta: {have.get('uid')}",
+        )
 
 
 def _get_path(obj: Any, path: str) -> Any:

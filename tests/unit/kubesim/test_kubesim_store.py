@@ -107,3 +107,17 @@ async def test_rewriting_an_unchanged_crd_is_a_no_op() -> None:
     assert registry.resource("example.com", "v1", "things") is not None
     again = registry.update(crd_type, "", "things.example.com", dict(crd), WriteOptions())
     assert again.rv == created.rv
+
+
+async def test_a_uid_in_the_body_is_a_precondition() -> None:
+    registry = Registry(Store())
+    ns_type = registry.resource("", "v1", "namespaces")
+    cm_type = registry.resource("", "v1", "configmaps")
+    assert ns_type is not None and cm_type is not None
+    registry.create(ns_type, "", {"metadata": {"name": "ns"}}, WriteOptions())
+    registry.create(cm_type, "ns", _cm("a"), WriteOptions())
+    stale = _cm("a", k="2")
+    stale["metadata"]["uid"] = "someone-else"
+    with pytest.raises(ApiError) as exc:
+        registry.update(cm_type, "ns", "a", stale, WriteOptions())
+    assert exc.value.code == 409 and "UID in precondition" in exc.value.message
