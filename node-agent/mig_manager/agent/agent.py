@@ -147,6 +147,7 @@ class Agent:
         self._inventory: str | None = None
         self._pods_seen: list[dict[str, Any]] = []
         self._evaluated: dict[str, Any] | None = None
+        self.http_port: int | None = None  # set by main.run_agent once /metrics is served
 
     # -- lifecycle ----------------------------------------------------------------------------------------------------
 

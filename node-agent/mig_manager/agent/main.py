@@ -157,6 +157,7 @@ def run_agent(agent: Agent) -> str:
     if s.metrics_port >= 0:
         server = HttpServer(agent.metrics, s.metrics_address, s.metrics_port, agent.healthy, agent.ready.is_set)
         server.start()
+        agent.http_port = server.port
         log.info("serving /metrics, /healthz, /readyz on %s:%d", s.metrics_address, server.port)
     try:
         return agent.run()
