@@ -1,4 +1,5 @@
-"""The operator as a real process (`python -m gpu_operator run`) against a kubesim per test, driven by kubectl."""
+"""Harness of the operator's integration tests: the operator as a real process (`python -m gpu_operator run`),
+and a view of the cluster through the real kubernetes client and kubectl."""
 
 from __future__ import annotations
 
@@ -8,12 +9,9 @@ import socket
 import subprocess
 import sys
 import urllib.request
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from kubesim.server import KubeSim
 from kubesim.testing import Tools, kube_client, wait_for
@@ -198,27 +196,3 @@ HELM_SPEC: dict[str, Any] = {
     "gfd": {"enabled": True},
     "dcgmExporter": {"enabled": True},
 }
-
-
-@pytest.fixture
-def cluster(kubesim: KubeSim, kubesim_tools: Tools) -> Cluster:
-    c = Cluster(kubesim, kubesim_tools)
-    c.kubectl("create", "namespace", NS)
-    c.kubectl("apply", "--server-side", "-f", str(CRD))
-    return c
-
-
-@pytest.fixture
-def operator(kubesim: KubeSim, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[OperatorProcess]:
-    op = OperatorProcess(kubesim, tmp_path)
-    yield op
-    op.stop()
-    if request.node.rep_call.failed if hasattr(request.node, "rep_call") else False:
-        print(op.logs()[-20000:])
-
-
-@pytest.hookimpl(hookwrapper=True, tryfirst=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
-    outcome = yield
-    report = outcome.get_result()  # type: ignore[attr-defined]
-    setattr(item, "rep_" + report.when, report)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import CRD, HELM_SPEC, NS, PCI, TIMEOUT, Cluster, OperatorProcess, policy_doc
+from operator_harness import CRD, HELM_SPEC, NS, PCI, TIMEOUT, Cluster, OperatorProcess, policy_doc
 
 from kubesim.server import KubeSim
 from kubesim.testing import Tools, wait_for

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from conftest import HELM_SPEC, NS, PCI, TIMEOUT, Cluster, OperatorProcess, policy_doc
+from operator_harness import HELM_SPEC, NS, PCI, TIMEOUT, Cluster, OperatorProcess, policy_doc
 
 from kubesim.testing import wait_for
 
