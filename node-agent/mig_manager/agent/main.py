@@ -144,9 +144,9 @@ def build_agent(settings: Settings, api_client: Any = None) -> tuple[Agent, bool
     )
     if generated:
         publish_generated(settings, kube, path)
-    agent = Agent(
-        settings, kube, backend, host, ConfigSource(path), clients=clients, metrics=Metrics(settings.node_name)
-    )
+    metrics = Metrics(settings.node_name)
+    metrics.api_writes = lambda: kube.writes
+    agent = Agent(settings, kube, backend, host, ConfigSource(path), clients=clients, metrics=metrics)
     return agent, generated
 
 

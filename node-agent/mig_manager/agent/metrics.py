@@ -3,7 +3,9 @@ standard library's threaded HTTP server (idle: no CPU)."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -29,6 +31,7 @@ class Metrics:
         self.state = ""
         self.last_success = 0.0
         self.reboots = 0
+        self.api_writes: Callable[[], int] | None = None  # the agent's Kubernetes writes so far
 
     def observe_run(self, result: str, seconds: float) -> None:
         with self._lock:
@@ -79,7 +82,16 @@ class Metrics:
                 "# HELP mig_manager_last_success_timestamp_seconds When the node last reached success (Unix time).",
                 "# TYPE mig_manager_last_success_timestamp_seconds gauge",
                 f'mig_manager_last_success_timestamp_seconds{{node="{node}"}} {self.last_success:.3f}',
+                "# HELP mig_manager_reboots_total Reboots requested for MIG mode changes.",
+                "# TYPE mig_manager_reboots_total counter",
+                f'mig_manager_reboots_total{{node="{node}"}} {self.reboots}',
             ]
+            if self.api_writes is not None:
+                lines += [
+                    "# HELP mig_manager_api_writes_total Kubernetes API writes (patches, creates, deletes) made.",
+                    "# TYPE mig_manager_api_writes_total counter",
+                    f'mig_manager_api_writes_total{{node="{node}"}} {self.api_writes()}',
+                ]
         return "\n".join(lines) + "\n"
 
 
@@ -122,11 +134,19 @@ class HttpServer:
         self.server = ThreadingHTTPServer((address, port), Handler)
         self.server.daemon_threads = True
         self.port = int(self.server.server_address[1])
-        self._thread = threading.Thread(target=self.server.serve_forever, name="mig-manager-http", daemon=True)
+        # A long poll interval: an idle server does not wake up; `stop` wakes it with a connection.
+        self._thread = threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 3600.0}, name="mig-manager-http", daemon=True
+        )
+        self._address = "127.0.0.1" if address in ("", "0.0.0.0") else address
 
     def start(self) -> None:
         self._thread.start()
 
     def stop(self) -> None:
-        self.server.shutdown()
+        stopper = threading.Thread(target=self.server.shutdown, daemon=True)
+        stopper.start()
+        with contextlib.suppress(OSError), socket.create_connection((self._address, self.port), timeout=1.0):
+            pass
+        stopper.join(5.0)
         self.server.server_close()
