@@ -20,7 +20,14 @@ from gpu_operator.errors import OperatorError, PolicyError
 from gpu_operator.inventory import INVENTORY_ANNOTATION
 from gpu_operator.metrics import Metrics, default_metrics
 from gpu_operator.nodes import DEPLOY_MIG_MANAGER, GPU_PRESENT, MIG_CONFIG, label_changes
-from gpu_operator.policy import API_VERSION, KIND, ClusterPolicySpec, parse_spec, unsupported_fields
+from gpu_operator.policy import (
+    API_VERSION,
+    DEFAULT_GPU_CLIENTS_CONFIG_MAP,
+    KIND,
+    ClusterPolicySpec,
+    parse_spec,
+    unsupported_fields,
+)
 from gpu_operator.render import DAEMONSET_NAMES, ClusterFacts, Owner, enabled_components, object_key, render
 from gpu_operator.status import (
     Observed,
@@ -30,7 +37,7 @@ from gpu_operator.status import (
     status_differs,
     warning_events,
 )
-from gpu_operator.validation import NodeFacts, summarize, validate_mig_config
+from gpu_operator.validation import NodeFacts, summarize, validate_gpu_clients_config, validate_mig_config
 
 log = logging.getLogger("gpu_operator.controller")
 
@@ -78,6 +85,7 @@ class Controller:
         self._policy: ClusterPolicySpec | None = None
         self._policy_known = False
         self._custom_config: str | None = None
+        self._custom_clients: str | None = None
         self._nodes: dict[str, tuple[Any, ...]] = {}
         self._patched_from: dict[str, str | None] = {}  # node -> resourceVersion its last label patch was computed on
         self.reconciles = 0
@@ -92,7 +100,7 @@ class Controller:
         self._wake.set()
 
     def watches_configmap(self, name: str) -> bool:
-        return name == self._custom_config
+        return name in (self._custom_config, self._custom_clients)
 
     def node_event(self, event_type: str | None, body: Mapping[str, Any]) -> None:
         """Label one node from its event, and ask for a reconcile only when something status depends on changed."""
@@ -171,7 +179,7 @@ class Controller:
             if other is not active:
                 self._mark_ignored(other)
         if active is None:
-            self._policy, self._policy_known, self._custom_config = None, False, None
+            self._policy, self._policy_known, self._custom_config, self._custom_clients = None, False, None, None
             self.metrics.set("clusterpolicy_ready", 0)
             return
         meta = active["metadata"]
@@ -184,7 +192,10 @@ class Controller:
             self._write_status(active, old_status, compute_status(observed, old_status, self.clock()))
             return
         self._policy, self._policy_known = spec, True
-        self._custom_config = spec.mig_manager.custom_config_name() if spec.mig_manager.is_enabled() else None
+        enabled = spec.mig_manager.is_enabled()
+        self._custom_config = spec.mig_manager.custom_config_name() if enabled else None
+        clients = spec.mig_manager.gpu_clients_config_map()
+        self._custom_clients = clients if enabled and clients != DEFAULT_GPU_CLIENTS_CONFIG_MAP else None
 
         nodes = self.kube.list(NODES_PATH)
         facts: list[NodeFacts] = []
@@ -214,12 +225,14 @@ class Controller:
             for component in enabled_components(spec):
                 daemonsets.setdefault(DAEMONSET_NAMES[component], None)
 
-        problem = None
+        findings = []
         if self._custom_config is not None:
             configmap = self.kube.get(object_path("ConfigMap", self.settings.namespace, self._custom_config))
-            findings = validate_mig_config(spec, self.settings.namespace, configmap, facts)
-            if findings:
-                problem = summarize(findings)
+            findings += validate_mig_config(spec, self.settings.namespace, configmap, facts)
+        if self._custom_clients is not None:
+            configmap = self.kube.get(object_path("ConfigMap", self.settings.namespace, self._custom_clients))
+            findings += validate_gpu_clients_config(spec, self.settings.namespace, configmap)
+        problem = summarize(findings) if findings else None
         observed = Observed(
             namespace=self.settings.namespace,
             generation=int(meta.get("generation") or 0),

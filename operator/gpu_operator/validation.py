@@ -11,10 +11,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import yaml
+
 from gpu_operator.errors import InventoryError
 from gpu_operator.inventory import INVENTORY_ANNOTATION, node_gpus, parse_inventory
 from gpu_operator.nodes import DEPLOY_MIG_MANAGER, MIG_CONFIG
-from gpu_operator.policy import ClusterPolicySpec
+from gpu_operator.policy import DEFAULT_GPU_CLIENTS_CONFIG_MAP, ClusterPolicySpec
 from mig_manager.errors import MigManagerError
 from mig_manager.planner import plan_node
 from mig_manager.spec import MigPartedSpec, load_spec
@@ -115,3 +117,35 @@ def summarize(findings: Sequence[Finding], limit: int = 5) -> str:
     if rest > 0:
         shown.append(f"and {rest} more")
     return "; ".join(shown)
+
+
+CLIENTS_KEY = "clients.yaml"
+
+
+def validate_gpu_clients_config(
+    policy: ClusterPolicySpec, namespace: str, configmap: Mapping[str, Any] | None
+) -> list[Finding]:
+    """Findings about a custom GPU-clients ConfigMap (`migManager.gpuClientsConfig.name`): present, with a
+    `clients.yaml` holding `systemd-services`, a list of unit names."""
+    name = policy.mig_manager.gpu_clients_config_map()
+    if name == DEFAULT_GPU_CLIENTS_CONFIG_MAP or not policy.mig_manager.is_enabled():
+        return []
+    source = f"ConfigMap {namespace}/{name}"
+    if configmap is None:
+        return [Finding(f"{source} (migManager.gpuClientsConfig.name) does not exist")]
+    data = configmap.get("data") or {}
+    if CLIENTS_KEY not in data:
+        keys = ", ".join(sorted(data)) or "none"
+        return [Finding(f"{source} has no key {CLIENTS_KEY} (keys: {keys})")]
+    try:
+        doc = yaml.safe_load(str(data[CLIENTS_KEY])) or {}
+    except yaml.YAMLError as exc:
+        return [Finding(f"{source} key {CLIENTS_KEY} is not valid YAML: {exc}")]
+    services = doc.get("systemd-services") if isinstance(doc, dict) else None
+    if services is None:
+        services = []
+    if not isinstance(services, list) or not all(isinstance(s, str) for s in services):
+        return [
+            Finding(f"{source} key {CLIENTS_KEY}: systemd-services must be a list of unit names, e.g. [nvsm.service]")
+        ]
+    return []

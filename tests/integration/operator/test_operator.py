@@ -173,3 +173,26 @@ def test_resync_and_restart_make_no_writes(cluster: Cluster, operator: OperatorP
     operator.start()
     wait_for(lambda: operator.reconciles() >= 3, TIMEOUT, 0.1, "restarted operator reconciled")
     assert cluster.writes() == before, "a restarted operator wrote"
+
+
+def test_missing_gpu_clients_config_is_reported(cluster: Cluster, operator: OperatorProcess) -> None:
+    spec = json.loads(json.dumps(HELM_SPEC))
+    spec["migManager"]["gpuClientsConfig"] = {"name": "my-clients"}
+    cluster.apply(policy_doc(**spec))
+    operator.start()
+    wait_for(
+        lambda: (
+            "my-clients (migManager.gpuClientsConfig.name) does not exist"
+            in cluster.condition("Error").get("message", "")
+        ),
+        TIMEOUT,
+        0.1,
+        "missing GPU clients ConfigMap reported",
+    )
+    clients = "version: v1\nsystemd-services:\n  - nvsm.service\n"
+    cluster.kubectl("create", "configmap", "my-clients", "-n", NS, f"--from-literal=clients.yaml={clients}")
+    wait_for(lambda: cluster.condition("Error").get("status") == "False", TIMEOUT, 0.1, "clients config found")
+    ds = cluster.daemonset("nvidia-mig-manager")
+    assert ds is not None
+    volume = next(v for v in ds["spec"]["template"]["spec"]["volumes"] if v["name"] == "gpu-clients")
+    assert volume["configMap"]["name"] == "my-clients"

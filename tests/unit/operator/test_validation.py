@@ -9,7 +9,13 @@ import pytest
 
 from gpu_operator.inventory import INVENTORY_ANNOTATION
 from gpu_operator.policy import parse_spec
-from gpu_operator.validation import Finding, NodeFacts, summarize, validate_mig_config
+from gpu_operator.validation import (
+    Finding,
+    NodeFacts,
+    summarize,
+    validate_gpu_clients_config,
+    validate_mig_config,
+)
 
 NS = "gpu-operator"
 POLICY = parse_spec({"migManager": {"config": {"name": "custom-mig", "default": "all-disabled"}}})
@@ -116,3 +122,34 @@ def test_summarize_caps_the_message() -> None:
     findings = [Finding(f"problem {i}") for i in range(8)]
     assert summarize(findings, limit=3) == "problem 0; problem 1; problem 2; and 5 more"
     assert summarize(findings[:1]) == "problem 0"
+
+
+CLIENTS_POLICY = parse_spec({"migManager": {"gpuClientsConfig": {"name": "my-clients"}}})
+
+
+@pytest.mark.parametrize(
+    ("configmap", "match"),
+    [
+        (None, "ConfigMap gpu-operator/my-clients (migManager.gpuClientsConfig.name) does not exist"),
+        ({"data": {}}, "has no key clients.yaml (keys: none)"),
+        ({"data": {"clients.yaml": "version: v1\nsystemd-services: [\n"}}, "not valid YAML"),
+        ({"data": {"clients.yaml": "version: v1\nsystemd-services: nvsm.service\n"}}, "must be a list of unit names"),
+    ],
+)
+def test_broken_gpu_clients_config(configmap: dict[str, Any] | None, match: str) -> None:
+    (finding,) = validate_gpu_clients_config(CLIENTS_POLICY, NS, configmap)
+    assert match in finding.message
+
+
+@pytest.mark.parametrize(
+    ("policy", "configmap"),
+    [
+        (CLIENTS_POLICY, {"data": {"clients.yaml": "version: v1\nsystemd-services:\n  - nvsm.service\n"}}),
+        (CLIENTS_POLICY, {"data": {"clients.yaml": "version: v1\n"}}),
+        (parse_spec({}), None),
+        (parse_spec({"migManager": {"gpuClientsConfig": {"name": "default-gpu-clients"}}}), None),
+        (parse_spec({"migManager": {"enabled": False, "gpuClientsConfig": {"name": "x"}}}), None),
+    ],
+)
+def test_good_or_unchecked_gpu_clients_config(policy: Any, configmap: dict[str, Any] | None) -> None:
+    assert validate_gpu_clients_config(policy, NS, configmap) == []
