@@ -37,6 +37,7 @@ from .decide import (
     Assessment,
     Attempts,
     Check,
+    Event,
     Key,
     Kind,
     Observed,
@@ -44,6 +45,7 @@ from .decide import (
     Settle,
     decide,
     record_failure,
+    services_key,
     settle_patch,
     text_applied,
     text_label_removed,
@@ -354,6 +356,10 @@ class Agent:
         if action.kind is Kind.SETTLE:
             assert action.patch is not None
             patch: dict[str, Any] = json.loads(json.dumps(action.patch))
+            if action.start_services and action.target is not None:
+                failure = self._start_idle_services()
+                if failure is not None:
+                    patch, action = self._services_failed(action, action.target, failure, labels, annotations)
             if self._inventory is not None and annotations.get(INVENTORY_ANNOTATION) != self._inventory:
                 patch["metadata"].setdefault("annotations", {})[INVENTORY_ANNOTATION] = self._inventory
             state = patch["metadata"].get("labels", {}).get(STATE_LABEL, labels.get(STATE_LABEL, ""))
@@ -364,6 +370,10 @@ class Agent:
                 self._event(action.event.type, action.event.reason, action.event.message)
             if state == STATE_SUCCESS:
                 self.attempts.clear()
+            if action.target is not None and state == STATE_FAILED:
+                services = self._next_attempt(services_key(action.target, key[1]))
+                if services is not None:
+                    return services
             return self._next_attempt(key)
         assert action.target is not None
         if action.kind is Kind.RECONFIGURE:
@@ -374,6 +384,37 @@ class Agent:
         elif action.kind is Kind.ABANDON:
             self._abandon(node)
         return self._next_attempt(key)
+
+    def _start_idle_services(self) -> str | None:
+        """NVIDIA's success path: host GPU clients that are failed, or inactive but enabled, are started."""
+        if not self.settings.with_shutdown_host_gpu_clients:
+            return None
+        errors: list[str] = []
+        for name in self.clients:
+            try:
+                action, why = stop_decision(self.host.unit(name))
+                if action is StopAction.REMEMBER:
+                    log.info("starting host service %s (%s)", name, why)
+                    self.host.start(name, self.settings.service_start_timeout)
+            except HostError as exc:
+                errors.append(str(exc))
+        return "; ".join(errors) or None
+
+    def _services_failed(
+        self, action: Action, target: str, failure: str, labels: Mapping[str, str], annotations: Mapping[str, str]
+    ) -> tuple[dict[str, Any], Action]:
+        key = services_key(target, self.source.current().digest)
+        attempt = record_failure(
+            self.attempts.get(key),
+            now=time.monotonic(),
+            permanent=False,
+            reason=f"{text_applied(target, changed=False)}; starting host services failed: {failure}",
+            policy=self.policy,
+        )
+        self.attempts[key] = attempt
+        reason = attempt.reason if attempt.permanent else text_retry(attempt.reason, attempt.next_at - time.monotonic())
+        patch = settle_patch(labels, annotations, Settle(STATE_FAILED, reason)) or {"metadata": {}}
+        return patch, replace(action, event=Event("Warning", EV_FAILED, reason), reason=reason)
 
     def _next_attempt(self, key: Key) -> float | None:
         attempt = self.attempts.get(key)
@@ -443,7 +484,8 @@ class Agent:
                 log.warning("the reboot requested for %s has not happened yet; rebooting", mark.config)
                 self.host.reboot()
                 raise Rebooted
-            journal = journal.at(Phase.PAUSED)
+            # Booted again: decide the host services afresh (the kubelet only if the mode still has to change).
+            journal = journal.at(Phase.PAUSED, services=None, mode_change=False)
         config = self.source.current()
         if target != journal.target:
             problem = self._target_problem(config.spec, target)

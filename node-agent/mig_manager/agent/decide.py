@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .journal import Journal
@@ -81,6 +81,11 @@ class Attempts:
 Key = tuple[str, str]  # (config name, config file digest)
 
 
+def services_key(config: str, digest: str) -> Key:
+    """Where failures to start host services on the way to `success` are recorded."""
+    return (config, f"services:{digest}")
+
+
 @dataclass(frozen=True)
 class RetryPolicy:
     initial: float = 5.0
@@ -139,6 +144,7 @@ class Action:
     mode_change: bool = False
     permanent: bool = False  # SETTLE to failed: record as a permanent failure
     transient: bool = False  # SETTLE to failed: record as a transient failure (retry with back-off)
+    start_services: bool = False  # SETTLE to success: first start the host GPU clients that are failed or inactive
 
 
 # Event reasons (documented in docs/agent.md).
@@ -256,10 +262,18 @@ def decide(obs: Observed, attempts: Mapping[Key, Attempts]) -> Action:
             obs, STATE_FAILED, assessment.reason, Event("Warning", EV_INVALID, assessment.reason), permanent=True
         )
     if assessment.check is Check.APPLIED:
+        # Level-triggered: GPUs that hold the config mean success, whatever failed before; only host services that
+        # could not be started on the way to success (recorded under `services_key`) keep the node failed.
+        services = attempts.get(services_key(desired, obs.config_digest))
+        if services is not None and services.permanent:
+            return _settle(obs, STATE_FAILED, services.reason, None)
+        if services is not None and services.next_at > obs.now:
+            return Action(Kind.WAIT, desired, services.reason, wake_at=services.next_at)
         known = obs.state == STATE_SUCCESS and obs.annotations.get(REASON_ANNOTATION, "").startswith("MIG config")
         reason = obs.annotations.get(REASON_ANNOTATION, "") if known else text_applied(desired, changed=False)
         event = None if obs.state == STATE_SUCCESS else Event("Normal", EV_SUCCESS, reason)
-        return _settle(obs, STATE_SUCCESS, reason, event)
+        action = _settle(obs, STATE_SUCCESS, reason, event)
+        return replace(action, start_services=action.kind is Kind.SETTLE)
     previous = attempts.get(key)
     if assessment.check is Check.ERROR:
         reason = assessment.reason

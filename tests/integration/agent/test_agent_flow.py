@@ -24,7 +24,7 @@ from gpu_operator.inventory import parse_inventory
 from kubesim.testing import wait_for
 from mig_manager.agent.host import read_host_services
 from mig_manager.agent.labels import CLIENT_GATE, PAUSED, STATE_LABEL
-from mig_manager.devices.simulated import SimulatedBackend
+from mig_manager.devices.simulated import SimulatedBackend, read_state
 from mig_manager.parted import apply_config, assert_config
 from mig_manager.spec import load_spec_file
 
@@ -141,3 +141,28 @@ def test_a_paused_node_left_by_someone_else_is_restored(kubesim, core, gpu_node)
     with ThreadAgent(gpu_node):
         labels = wait_state(core, "success")
     assert labels[DP] == "true" and labels[NVSM] == "true"
+
+
+def test_pods_that_do_not_go_away_time_out_and_everything_is_restored(kubesim, core, gpu_node) -> None:  # type: ignore[no-untyped-def]
+    gpu_node.configure(pod_wait_timeout=1.0, max_retries=0, with_shutdown_host_gpu_clients=True)
+    before = read_state(gpu_node.gpu_state)["gpus"]
+    with FakeDaemonSets(kubesim, stuck=True), ThreadAgent(gpu_node):
+        set_labels(core, {"nvidia.com/mig.config": "all-balanced"})
+        labels = wait_state(core, "failed", timeout=30)
+    reason = reason_of(core)
+    assert "timed out after 1s waiting for pods to go away" in reason
+    assert f"{NAMESPACE}/nvidia-device-plugin-daemonset-{NODE}" in reason
+    assert labels[DP] == "true" and labels[NVSM] == "true"
+    assert read_state(gpu_node.gpu_state)["gpus"] == before
+    assert read_host_services(gpu_node.services)["log"] == []  # nothing was stopped
+
+
+def test_a_host_service_that_fails_to_start_fails_the_run_with_gates_restored(kubesim, core, gpu_node) -> None:  # type: ignore[no-untyped-def]
+    gpu_node.init(units={"nvsm.service": {"active": "active", "failStart": True}})
+    gpu_node.configure(with_shutdown_host_gpu_clients=True, max_retries=0)
+    with FakeDaemonSets(kubesim), ThreadAgent(gpu_node):
+        set_labels(core, {"nvidia.com/mig.config": "all-balanced"})
+        labels = wait_state(core, "failed", timeout=30)
+    assert "starting host services failed: systemctl start nvsm.service: job failed" in reason_of(core)
+    assert labels[DP] == "true"
+    assert read_host_services(gpu_node.services)["units"]["nvsm.service"]["active"] == "failed"

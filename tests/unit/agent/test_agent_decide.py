@@ -203,3 +203,24 @@ def test_backoff_and_failure_bookkeeping() -> None:
     assert a.permanent and "gave up after 4 attempts" in a.reason
     p = record_failure(None, now=0.0, permanent=True, reason="reboot required", policy=policy)
     assert p.permanent and p.reason == "reboot required"
+
+
+def test_applied_with_host_services_that_would_not_start() -> None:
+    from mig_manager.agent.decide import services_key
+
+    a = Assessment(Check.APPLIED)
+    labels = {CONFIG_LABEL: "c", STATE_LABEL: "failed"}
+    plain = decide(obs(labels, config_digest="d", assessment=a), {})
+    assert plain.kind is Kind.SETTLE and plain.start_services
+    key = services_key("c", "d")
+    waiting = decide(obs(labels, now=1.0, config_digest="d", assessment=a), {key: Attempts(1, 5.0, False, "x")})
+    assert waiting.kind is Kind.WAIT
+    gave_up = decide(
+        obs(labels, {REASON_ANNOTATION: "gave up"}, config_digest="d", assessment=a),
+        {key: Attempts(6, 0, True, "gave up")},
+    )
+    assert gave_up.kind is Kind.IDLE
+    # Other failures do not hold back success when the GPUs hold the config (level-triggered).
+    other = decide(obs(labels, config_digest="d", assessment=a), {("c", "d"): Attempts(6, 0, True, "gave up")})
+    assert other.kind is Kind.SETTLE and other.patch is not None
+    assert other.patch["metadata"]["labels"][STATE_LABEL] == "success"
