@@ -14,7 +14,7 @@ import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import yaml
@@ -38,6 +38,7 @@ from kubesim.selectors import FieldSelector, LabelSelector, format_label_selecto
 from kubesim.store import GroupResource, Store, Stored
 
 NAMESPACES: GroupResource = ("", "namespaces")
+PODS: GroupResource = ("", "pods")
 CRDS: GroupResource = ("apiextensions.k8s.io", "customresourcedefinitions")
 
 APPLY = "application/apply-patch+yaml"
@@ -534,6 +535,7 @@ class Registry:
         if (
             result_meta.get("deletionTimestamp")
             and not result_meta.get("finalizers")
+            and not result_meta.get("deletionGracePeriodSeconds")
             and rt.group_resource != NAMESPACES
         ):
             stored = self.store.remove(rt.group_resource, current.namespace, name, final=result)
@@ -732,6 +734,25 @@ class Registry:
             if opts.dry_run:
                 return self.serve(rt, Stored(obj)), False
             return self.serve(rt, self.store.put(rt.group_resource, obj)), False
+        if rt.group_resource == PODS:
+            grace = _pod_grace(obj, options)
+            terminating = obj_meta.get("deletionTimestamp")
+            if grace > 0 and not (terminating and grace >= int(obj_meta.get("deletionGracePeriodSeconds") or 0)):
+                # Graceful deletion: the pod stays, Terminating, until its kubelet confirms with a zero grace period.
+                obj_meta["deletionTimestamp"] = _later(self.clock(), grace)
+                obj_meta["deletionGracePeriodSeconds"] = grace
+                if finalizers:
+                    obj_meta["finalizers"] = finalizers
+                if opts.dry_run:
+                    return self.serve(rt, Stored(obj)), False
+                return self.serve(rt, self.store.put(rt.group_resource, obj)), False
+            if terminating and grace > 0:
+                return self.serve(rt, current), False
+            if terminating and obj_meta.get("deletionGracePeriodSeconds") and finalizers:
+                obj_meta["deletionGracePeriodSeconds"] = 0  # the kubelet's final delete; finalizers still hold it
+                if opts.dry_run:
+                    return self.serve(rt, Stored(obj)), False
+                return self.serve(rt, self.store.put(rt.group_resource, obj)), False
         if finalizers:
             if obj_meta.get("deletionTimestamp") and finalizers == (obj_meta.get("finalizers") or []):
                 return self.serve(rt, current), False
@@ -828,6 +849,25 @@ class Registry:
         new = current.copy()
         _set_path(new, self._scale_paths(rt)[0], replicas)
         return self._commit_update(rt, current, new, opts, "")
+
+
+def _pod_grace(pod: dict[str, Any], options: dict[str, Any]) -> int:
+    """The grace period a pod deletion gets: none for unscheduled or finished pods, else the request's or the pod's."""
+    spec = pod.get("spec") or {}
+    if not spec.get("nodeName") or (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
+        return 0
+    grace = options.get("gracePeriodSeconds")
+    if grace is None:
+        grace = spec.get("terminationGracePeriodSeconds", 30)
+    return max(int(grace or 0), 0)
+
+
+def _later(timestamp: str, seconds: int) -> str:
+    try:
+        base = datetime.strptime(timestamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    except ValueError:
+        base = datetime.now(UTC)
+    return (base + timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _check_preconditions(rt: ResourceType, current: Stored, meta: dict[str, Any]) -> None:

@@ -6,9 +6,11 @@ the status that `helm install --wait`, `kubectl wait` and `kubectl rollout statu
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from kubesim.controllers.base import Controller
+from kubesim.errors import ApiError
 from kubesim.registry import WriteOptions
 from kubesim.selectors import selector_from_label_selector_object
 from kubesim.store import Event, GroupResource
@@ -43,13 +45,29 @@ class WorkloadStatus(Controller):
         if event.gr == NODES:
             self._all_daemonsets()
             return
-        obj = event.new.obj
-        if obj["metadata"].get("deletionTimestamp"):
-            return
         current = self.store.get(event.gr, event.new.namespace, event.new.name)
         if current is None or current.rv != event.new.rv:
             return  # a newer version is queued behind this one
+        meta = current.obj["metadata"]
+        if meta.get("deletionTimestamp"):
+            if event.gr == PODS and meta.get("deletionGracePeriodSeconds"):
+                self._kubelet_confirms_deletion(current.obj)
+            return
         self._reconcile(event.gr, current.obj)
+
+    def _kubelet_confirms_deletion(self, pod: dict[str, Any]) -> None:
+        """What the node's kubelet does once the containers of a gracefully deleted pod stopped: delete it for good."""
+        rt = self.registry.any_type(PODS)
+        if rt is None:
+            return
+        with contextlib.suppress(ApiError):
+            self.registry.delete(
+                rt,
+                pod["metadata"].get("namespace", ""),
+                pod["metadata"]["name"],
+                {"gracePeriodSeconds": 0},
+                WriteOptions(),
+            )
 
     def _all_daemonsets(self) -> None:
         for stored in self.store.items(DAEMONSETS):

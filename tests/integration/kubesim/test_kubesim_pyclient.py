@@ -10,10 +10,10 @@ from typing import Any
 from urllib.parse import urlparse
 
 import pytest
-from kubernetes import client
+from kubernetes import client, watch
 from kubernetes.client.rest import ApiException
 
-from kubesim.server import KubeSim
+from kubesim.server import Config, KubeSim
 from kubesim.testing import kube_client, wait_for
 
 NS = "default"
@@ -321,3 +321,33 @@ def test_delete_collection_by_label(core: client.CoreV1Api) -> None:
         core.create_namespaced_config_map(NS, _cm(name, {"team": team}))
     core.delete_collection_namespaced_config_map(NS, label_selector="team=x")
     assert [c.metadata.name for c in core.list_namespaced_config_map(NS).items] == ["c"]
+
+
+def test_graceful_pod_deletion() -> None:
+    pod = {
+        "metadata": {"name": "g"},
+        "spec": {"nodeName": "n1", "terminationGracePeriodSeconds": 20, "containers": [{"name": "c", "image": "x"}]},
+    }
+    # Without a kubelet (no status writer), a scheduled pod stays Terminating: the kubelet must confirm.
+    with KubeSim(Config(workload_status=False)) as sim:
+        core = client.CoreV1Api(kube_client(sim))
+        core.create_namespaced_pod(NS, pod)
+        deleted = core.delete_namespaced_pod("g", NS)
+        assert deleted.metadata.deletion_timestamp is not None and deleted.metadata.deletion_grace_period_seconds == 20
+        assert core.read_namespaced_pod("g", NS).metadata.deletion_timestamp is not None
+        core.delete_namespaced_pod("g", NS, grace_period_seconds=0)  # what the kubelet sends
+        with pytest.raises(ApiException) as gone:
+            core.read_namespaced_pod("g", NS)
+        assert gone.value.status == 404
+    # With it, the pod goes soon after: watchers see it Terminating, then DELETED.
+    with KubeSim() as sim:
+        core = client.CoreV1Api(kube_client(sim))
+        core.create_namespaced_pod(NS, pod)
+        rv = core.list_namespaced_pod(NS).metadata.resource_version
+        core.delete_namespaced_pod("g", NS)
+        seen = []
+        for event in watch.Watch().stream(core.list_namespaced_pod, NS, resource_version=rv, timeout_seconds=30):
+            seen.append((event["type"], event["object"].metadata.deletion_timestamp is not None))
+            if event["type"] == "DELETED":
+                break
+        assert seen[-2:] == [("MODIFIED", True), ("DELETED", True)]
