@@ -164,6 +164,9 @@ def test_resync_and_restart_make_no_writes(cluster: Cluster, operator: OperatorP
     operator.start()
     _ready(cluster)
     assert cluster.condition("Ready")["reason"] == "UnsupportedField"
+    assert "spec.toolkit" in cluster.condition("Ready")["message"]
+    warnings = [e.reason for e in cluster.core.list_namespaced_event(NS).items if e.type == "Warning"]
+    assert warnings == ["UnsupportedField"]
     operator.wait_reconciles(2)  # settle
     before = cluster.writes()
     operator.wait_reconciles(4)

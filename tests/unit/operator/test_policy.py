@@ -243,3 +243,7 @@ def test_crd_main_writes_file(tmp_path: Path) -> None:
     target = tmp_path / "crd.yaml"
     assert crd.main([str(target)]) == 0
     assert target.read_text(encoding="utf-8") == crd.crd_yaml()
+
+
+def test_crd_is_a_valid_kubernetes_object(kube_validate: Callable[[dict[str, Any]], None]) -> None:
+    kube_validate(crd.crd_manifest())
