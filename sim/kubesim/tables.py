@@ -193,7 +193,13 @@ def _deploy_replicas(obj: Obj) -> int:
     return int(_spec(obj).get("replicas", 1) or 0)
 
 
+def _role_ref(obj: Obj, now: datetime) -> str:
+    ref = obj.get("roleRef") or {}
+    return f"{ref.get('kind', '')}/{ref.get('name', '')}"
+
+
 AGE: Column = ("Age", "string", 0, _age)
+CREATED_AT: Column = ("Created At", "date", 0, lambda o, n: o.get("metadata", {}).get("creationTimestamp", ""))
 NAME: Column = ("Name", "string", 0, _name)
 
 COLUMNS: dict[tuple[str, str], list[Column]] = {
@@ -278,10 +284,16 @@ COLUMNS: dict[tuple[str, str], list[Column]] = {
         ("Duration", "string", 0, _job_duration),
         AGE,
     ],
-    ("apiextensions.k8s.io", "customresourcedefinitions"): [
+    ("coordination.k8s.io", "leases"): [
         NAME,
-        ("Created At", "date", 0, _path("metadata", "creationTimestamp", default="")),
+        ("Holder", "string", 0, _path("spec", "holderIdentity", default="")),
+        AGE,
     ],
+    ("rbac.authorization.k8s.io", "roles"): [NAME, CREATED_AT],
+    ("rbac.authorization.k8s.io", "clusterroles"): [NAME, CREATED_AT],
+    ("rbac.authorization.k8s.io", "rolebindings"): [NAME, ("Role", "string", 0, _role_ref), AGE],
+    ("rbac.authorization.k8s.io", "clusterrolebindings"): [NAME, ("Role", "string", 0, _role_ref), AGE],
+    ("apiextensions.k8s.io", "customresourcedefinitions"): [NAME, CREATED_AT],
 }
 
 
