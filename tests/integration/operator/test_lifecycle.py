@@ -52,7 +52,7 @@ def test_operator_replaces_an_older_crd_only(bare: Cluster, operator: OperatorPr
 
 
 def test_leader_election_hands_over(cluster: Cluster, kubesim: KubeSim, tmp_path: Path) -> None:
-    args = ["--leader-elect", "--lease-duration=3"]
+    args = ["--leader-elect", "--lease-duration=10"]
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
     first = OperatorProcess(kubesim, tmp_path / "a", args).start()
