@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import io
+import logging
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +16,17 @@ from gpu_operator import cli
 from gpu_operator.apply import HASH_ANNOTATION, collection_path, contains, needs_apply, object_path, with_hash
 from gpu_operator.crd import crd_yaml
 from gpu_operator.metrics import Metrics
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging() -> Iterator[None]:
+    """`cli.main` configures the root logger; put it back for the tests that follow."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
 
 DS: dict[str, Any] = {
     "apiVersion": "apps/v1",
