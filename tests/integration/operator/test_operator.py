@@ -49,9 +49,8 @@ def test_custom_config_name_changes_mig_manager_env_and_volume(cluster: Cluster,
     ds = cluster.daemonset("nvidia-mig-manager")
     assert ds is not None
     volume = next(v for v in ds["spec"]["template"]["spec"]["volumes"] if v["name"] == "mig-parted-config")
-    assert volume["configMap"] == {"name": "custom-mig-config"} or (
-        volume["configMap"]["name"] == "custom-mig-config" and "items" not in volume["configMap"]
-    )
+    assert volume["configMap"]["name"] == "custom-mig-config"
+    assert "items" not in volume["configMap"]  # the default config's item remap is gone (server-side apply)
     _ready(cluster)
 
 
