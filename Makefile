@@ -40,6 +40,7 @@ demo: $(VENV)/.installed
 bench: $(VENV)/.installed
 	$(PY) bench/planner.py
 	$(PY) bench/parted.py
+	$(PY) bench/kubesim.py
 
 crds: $(VENV)/.installed
 	$(PY) -m gpu_operator.crd crds/nvidia.com_clusterpolicies.yaml
