@@ -43,6 +43,7 @@ from .decide import (
     Observed,
     RetryPolicy,
     Settle,
+    backoff_delay,
     decide,
     record_failure,
     services_key,
@@ -178,22 +179,25 @@ class Agent:
         next_resync = time.monotonic() + s.resync_period
         wake_at: float | None = None
         force = True
+        errors = 0  # consecutive failed passes: back off exponentially
         while not self.stop_event.is_set():
             if self.watcher.synced.is_set():
                 self._wake.clear()
                 try:
                     wake_at = self.reconcile(force=force)
                     force = False
+                    errors = 0
                 except Rebooted:
                     log.warning("the host is rebooting; the agent stops")
                     return "rebooted"
-                except (TransientError, HostError, StepError) as exc:
-                    log.warning("reconcile failed: %s; retrying in %.1fs", exc, s.backoff_initial)
-                    wake_at = time.monotonic() + s.backoff_initial
-                    force = True
-                except Exception:  # a bug must not kill the agent: log it, back off, try again
-                    log.exception("reconcile failed unexpectedly")
-                    wake_at = time.monotonic() + s.backoff_initial
+                except Exception as exc:  # API errors after retries; a bug must not kill the agent either
+                    errors += 1
+                    delay = backoff_delay(errors, self.policy)
+                    if isinstance(exc, (TransientError, HostError, StepError)):
+                        log.warning("reconcile failed: %s; retrying in %.1fs", exc, delay)
+                    else:
+                        log.exception("reconcile failed unexpectedly; retrying in %.1fs", delay)
+                    wake_at = time.monotonic() + delay
                     force = True
                 self.alive_at = time.monotonic()
                 self.ready.set()

@@ -155,10 +155,14 @@ def run_agent(agent: Agent) -> str:
     s = agent.settings
     server: HttpServer | None = None
     if s.metrics_port >= 0:
-        server = HttpServer(agent.metrics, s.metrics_address, s.metrics_port, agent.healthy, agent.ready.is_set)
-        server.start()
-        agent.http_port = server.port
-        log.info("serving /metrics, /healthz, /readyz on %s:%d", s.metrics_address, server.port)
+        try:
+            server = HttpServer(agent.metrics, s.metrics_address, s.metrics_port, agent.healthy, agent.ready.is_set)
+        except OSError as exc:  # e.g. the port is taken on a hostNetwork pod: the node matters more than metrics
+            log.error("cannot serve /metrics on %s:%d (%s); running without", s.metrics_address, s.metrics_port, exc)
+        else:
+            server.start()
+            agent.http_port = server.port
+            log.info("serving /metrics, /healthz, /readyz on %s:%d", s.metrics_address, server.port)
     try:
         return agent.run()
     finally:

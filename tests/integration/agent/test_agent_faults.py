@@ -133,3 +133,25 @@ def test_a_gpu_in_use_is_retried_until_it_is_free(kubesim, core, tmp_path) -> No
         backend.remove_process(1, 4242)
         wait_state(core, "success", config="all-balanced", timeout=60)
     assert _applied(node, "all-balanced")
+
+
+def test_the_api_down_in_the_middle_of_a_run_then_back(kubesim, core, gpu_node) -> None:  # type: ignore[no-untyped-def]
+    """Node writes fail for a while in the middle of a run (the pods are slow to go): the journal stays on the Node,
+    and once the API is back the agent finishes the run."""
+    from agent_support import NAMESPACE, labels_of
+
+    gpu_node.configure(pod_wait_timeout=2.0, api_retries=1, max_retries=100)
+    with FakeDaemonSets(kubesim, stuck=True) as daemonsets, ThreadAgent(gpu_node) as runner:
+        set_labels(core, {"nvidia.com/mig.config": "all-balanced"})
+        wait_for(lambda: labels_of(core).get("nvidia.com/mig.config.state") == "pending", timeout=30, what="pending")
+        rule = kubesim.add_fault(verb="patch", resource="nodes", status=503)
+        wait_for(lambda: rule.hits >= 4, timeout=60, what="the agent hitting the failing API")
+        assert "nvidia.com/mig.config.journal" in annotations_of(core)  # nothing could be restored yet
+        kubesim.clear_faults()
+        daemonsets.stuck = False
+        for pod in daemonsets.pods():
+            core.delete_namespaced_pod(pod, NAMESPACE)
+        labels = wait_state(core, "success", config="all-balanced", timeout=60)
+        assert runner.agent.runs >= 2
+    assert {k: labels[k] for k in DEFAULT_GATES} == DEFAULT_GATES
+    assert _applied(gpu_node, "all-balanced")
