@@ -19,6 +19,7 @@ from agent_support import (
     wait_state,
 )
 
+from kubesim.testing import wait_for
 from mig_manager.agent.agent import CRASH_EXIT_CODE
 from mig_manager.agent.host import read_host_services
 from mig_manager.agent.journal import decode
@@ -123,3 +124,26 @@ def test_an_unreadable_journal_restores_the_gates_then_the_config_is_applied(kub
     assert {k: labels[k] for k in DEFAULT_GATES} == DEFAULT_GATES
     failed = [m for t, r, m in events_of(core) if r == "MigConfigFailed"]
     assert len(failed) == 1 and "journal annotation: version 'v9' is not supported" in failed[0]
+
+
+def test_sigterm_in_the_middle_of_a_run_restores_everything(kubesim, core, gpu_node) -> None:  # type: ignore[no-untyped-def]
+    """A pod being stopped (rollout, node drain) while it waits for the GPU clients' pods: the run is ended with the
+    host services started again, the gates restored and the state `failed`; the next agent applies the config."""
+    from agent_support import ProcessAgent
+
+    gpu_node.configure(with_shutdown_host_gpu_clients=True)
+    with FakeDaemonSets(kubesim, stuck=True) as daemonsets:
+        with ProcessAgent(gpu_node) as agent:
+            set_labels(core, {"nvidia.com/mig.config": "all-balanced"})
+            wait_for(lambda: labels_of(core).get(STATE_LABEL) == "pending", timeout=30, what="pending")
+            assert agent.proc is not None
+            agent.proc.terminate()
+            assert agent.proc.wait(30) == 0
+        labels = labels_of(core)
+        assert labels[STATE_LABEL] == "failed" and "the agent is stopping" in reason_of(core)
+        assert {k: labels[k] for k in DEFAULT_GATES} == DEFAULT_GATES
+        assert JOURNAL_ANNOTATION not in annotations_of(core)
+        daemonsets.stuck = False
+        with ThreadAgent(gpu_node):
+            wait_state(core, "success", config="all-balanced")
+    assert _services_running(gpu_node)

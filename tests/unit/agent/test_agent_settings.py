@@ -103,3 +103,13 @@ def test_errors(argv: list[str], env: dict[str, str], message: str) -> None:
 )
 def test_parse_bool(value: str, expected: bool) -> None:
     assert parse_bool("X", value) is expected
+
+
+def test_the_mig_manager_entry_point_exits_1_without_a_node_name(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from mig_manager.cli import mig_manager_main
+
+    monkeypatch.delenv("NODE_NAME", raising=False)
+    assert mig_manager_main([]) == 1
+    assert "the node name is required" in capsys.readouterr().err
