@@ -33,6 +33,7 @@ from .decide import (
     EV_RESUMED,
     EV_STARTED,
     EV_SUCCESS,
+    EV_WARNING,
     Action,
     Assessment,
     Attempts,
@@ -52,6 +53,7 @@ from .decide import (
     text_label_removed,
     text_not_rebooted,
     text_retry,
+    with_warnings,
 )
 from .errors import HostError, JournalError, PermanentError, TransientError
 from .host import Host, StopAction, restart_order, services_to_stop, stop_decision
@@ -151,6 +153,8 @@ class Agent:
         self._pods_seen: list[dict[str, Any]] = []
         self._evaluated: dict[str, Any] | None = None
         self.http_port: int | None = None  # set by main.run_agent once /metrics is served
+        self._warnings: tuple[str, ...] = ()  # of the config being applied (`_warnings_target`)
+        self._warnings_target = ""
 
     # -- lifecycle ----------------------------------------------------------------------------------------------------
 
@@ -269,6 +273,7 @@ class Agent:
         except StepError as exc:
             return Assessment(Check.ERROR, f"cannot read the GPUs: {exc}")
         count = len(gpus)
+        warnings: list[str] = []
         for i, entry in enumerate(entries):
             if entry.devices == "all":
                 continue
@@ -276,24 +281,25 @@ class Agent:
             if beyond:
                 have = f"GPUs 0-{count - 1}" if count else "no GPUs"
                 listed = ", ".join(str(d) for d in beyond)
-                return Assessment(
-                    Check.INVALID,
-                    f"MIG config {name!r} entry {i} selects GPU index {listed}, but this node has {have}",
+                warnings.append(
+                    f"MIG config {name!r} entry {i} selects GPU index {listed}, but this node has {have}; ignored"
                 )
         node_plan = plan_node(spec, name, [g.node for g in gpus])
         if not node_plan.ok:
             errors = "; ".join(plan_errors(gpus, node_plan))
-            return Assessment(Check.INVALID, f"MIG config {name!r} cannot be applied to this node's GPUs: {errors}")
+            reason = f"MIG config {name!r} cannot be applied to this node's GPUs: {errors}"
+            return Assessment(Check.INVALID, with_warnings(reason, tuple(warnings)))
         try:
             result = assert_config(self.backend, spec, name)
         except StepError as exc:
             return Assessment(Check.ERROR, f"cannot read the GPUs: {exc}")
         if result.ok:
-            return Assessment(Check.APPLIED)
+            return Assessment(Check.APPLIED, warnings=tuple(warnings))
         mode_change = any(
             c.selected and c.desired_mode is not None and c.current_mode != c.desired_mode for c in result.gpus
         )
-        return Assessment(Check.MODE_CHANGE if mode_change else Check.INSTANCES, "; ".join(result.mismatches()))
+        check = Check.MODE_CHANGE if mode_change else Check.INSTANCES
+        return Assessment(check, "; ".join(result.mismatches()), tuple(warnings))
 
     # -- reconcile ----------------------------------------------------------------------------------------------------
 
@@ -466,9 +472,13 @@ class Agent:
             self._wake.set()
             return
         self.runs += 1
+        self._warnings, self._warnings_target = action.warnings, target
         self.metrics.set_state(STATE_PENDING)
         log.info("state pending; paused gates %s", ", ".join(f"{k}={v}" for k, v in pause_labels(saved).items()))
         self._event("Normal", EV_STARTED, f"Applying MIG config {target!r}")
+        for warning in action.warnings:
+            log.warning("%s", warning)
+            self._event("Warning", EV_WARNING, warning)
         self.crash("paused")
         self._execute(journal, started)
 
@@ -588,7 +598,8 @@ class Agent:
         details = "; ".join(result.lines())
         if result.ok:
             log.info("applied config=%s changed_gpus=%s", target, list(result.changed))
-            return _Outcome(STATE_SUCCESS, text_applied(target, changed=True))
+            warnings = self._warnings if target == self._warnings_target else ()
+            return _Outcome(STATE_SUCCESS, with_warnings(text_applied(target, changed=True), warnings))
         if result.outcome is Outcome.REBOOT_REQUIRED:
             attempted = journal.reboot is not None and journal.reboot.config == target
             if attempted:

@@ -44,6 +44,7 @@ class Check(enum.Enum):
 class Assessment:
     check: Check
     reason: str = ""
+    warnings: tuple[str, ...] = ()  # e.g. a `devices` index beyond the node's GPUs (NVIDIA ignores those silently)
 
 
 @dataclass(frozen=True)
@@ -145,6 +146,7 @@ class Action:
     permanent: bool = False  # SETTLE to failed: record as a permanent failure
     transient: bool = False  # SETTLE to failed: record as a transient failure (retry with back-off)
     start_services: bool = False  # SETTLE to success: first start the host GPU clients that are failed or inactive
+    warnings: tuple[str, ...] = ()  # RECONFIGURE: kept in the final reason and posted as a Warning event
 
 
 # Event reasons (documented in docs/agent.md).
@@ -154,7 +156,8 @@ EV_REBOOTING = "MigConfigRebooting"
 EV_SUCCESS = "MigConfigApplied"
 EV_FAILED = "MigConfigFailed"
 EV_INVALID = "MigConfigInvalid"
-EVENT_REASONS = (EV_STARTED, EV_RESUMED, EV_REBOOTING, EV_SUCCESS, EV_FAILED, EV_INVALID)
+EV_WARNING = "MigConfigWarning"
+EVENT_REASONS = (EV_STARTED, EV_RESUMED, EV_REBOOTING, EV_SUCCESS, EV_FAILED, EV_INVALID, EV_WARNING)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -165,6 +168,10 @@ def text_applied(config: str, changed: bool) -> str:
     if changed:
         return f"MIG config {config!r} applied"
     return f"MIG config {config!r} is applied"
+
+
+def with_warnings(reason: str, warnings: tuple[str, ...]) -> str:
+    return f"{reason} (warning: {'; '.join(warnings)})" if warnings else reason
 
 
 def text_config_unreadable(error: str) -> str:
@@ -270,8 +277,12 @@ def decide(obs: Observed, attempts: Mapping[Key, Attempts]) -> Action:
         if services is not None and services.next_at > obs.now:
             return Action(Kind.WAIT, desired, services.reason, wake_at=services.next_at)
         known = obs.state == STATE_SUCCESS and obs.annotations.get(REASON_ANNOTATION, "").startswith("MIG config")
-        reason = obs.annotations.get(REASON_ANNOTATION, "") if known else text_applied(desired, changed=False)
+        reason = obs.annotations.get(REASON_ANNOTATION, "")
+        if not known:
+            reason = with_warnings(text_applied(desired, changed=False), assessment.warnings)
         event = None if obs.state == STATE_SUCCESS else Event("Normal", EV_SUCCESS, reason)
+        if event is not None and assessment.warnings:
+            event = Event("Warning", EV_WARNING, reason)
         action = _settle(obs, STATE_SUCCESS, reason, event)
         return replace(action, start_services=action.kind is Kind.SETTLE)
     previous = attempts.get(key)
@@ -292,4 +303,5 @@ def decide(obs: Observed, attempts: Mapping[Key, Attempts]) -> Action:
         desired,
         f"reconfiguring to {desired!r}: {assessment.reason}",
         mode_change=assessment.check is Check.MODE_CHANGE,
+        warnings=assessment.warnings,
     )

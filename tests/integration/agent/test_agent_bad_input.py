@@ -42,6 +42,11 @@ mig-configs:
       mig-enabled: true
       mig-devices:
         "1g.10gb": 7
+  beyond-infeasible:
+    - devices: [1, 9]
+      mig-enabled: true
+      mig-devices:
+        "7g.80gb": 2
 """
 
 
@@ -56,9 +61,9 @@ mig-configs:
         ("version: v1\nmig-configs:\n  a: [oops\n", "all-disabled", ["cannot use the MIG config file", "config.yaml"]),
         (CUSTOM, "wrong-profile", ["MIG config 'wrong-profile' cannot be applied", "1g.5gb"]),
         (CUSTOM, "infeasible", ["MIG config 'infeasible' cannot be applied", "3g.40gb"]),
-        (CUSTOM, "beyond", ["MIG config 'beyond' entry 0 selects GPU index 9, but this node has GPUs 0-7"]),
+        (CUSTOM, "beyond-infeasible", ["MIG config 'beyond-infeasible' cannot be applied", "selects GPU index 9"]),
     ],
-    ids=["unknown-config", "malformed-file", "unknown-profile", "infeasible", "index-beyond"],
+    ids=["unknown-config", "malformed-file", "unknown-profile", "infeasible", "index-beyond-and-infeasible"],
 )
 def test_bad_input_fails_clearly_and_touches_nothing(
     kubesim, core, gpu_node, config_text: str | None, label: str, expected: list[str]
@@ -115,3 +120,22 @@ def test_a_permanent_failure_stays_until_the_label_or_the_config_changes(kubesim
         wait_state(core, "failed")
         set_labels(core, {"nvidia.com/mig.config": "all-disabled"})
         wait_state(core, "success", config="all-disabled")
+
+
+def test_a_device_index_beyond_the_nodes_gpus_is_a_warning(kubesim, core, gpu_node) -> None:  # type: ignore[no-untyped-def]
+    """NVIDIA ignores such an index silently (a config shared by nodes of different sizes); this agent applies the rest
+    and says so: a Warning event and the warning in the reason."""
+    gpu_node.config.write_text(CUSTOM)
+    before = read_state(gpu_node.gpu_state)["gpus"]
+    with FakeDaemonSets(kubesim), ThreadAgent(gpu_node):
+        set_labels(core, {"nvidia.com/mig.config": "beyond"})
+        labels = wait_state(core, "success", config="beyond")
+    reason = reason_of(core)
+    assert reason.startswith("MIG config 'beyond' applied (warning: ")
+    assert "entry 0 selects GPU index 9, but this node has GPUs 0-7; ignored" in reason
+    warnings = [m for t, r, m in events_of(core) if (t, r) == ("Warning", "MigConfigWarning")]
+    assert len(warnings) == 1 and "GPU index 9" in warnings[0]
+    after = read_state(gpu_node.gpu_state)["gpus"]
+    assert len(after[0]["gpu_instances"]) == 7
+    assert after[1:] == before[1:]
+    assert {k: labels[k] for k in DEFAULT_GATES} == DEFAULT_GATES

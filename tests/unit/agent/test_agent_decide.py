@@ -224,3 +224,13 @@ def test_applied_with_host_services_that_would_not_start() -> None:
     other = decide(obs(labels, config_digest="d", assessment=a), {("c", "d"): Attempts(6, 0, True, "gave up")})
     assert other.kind is Kind.SETTLE and other.patch is not None
     assert other.patch["metadata"]["labels"][STATE_LABEL] == "success"
+
+
+def test_warnings_are_kept_in_the_reason_and_posted_as_a_warning_event() -> None:
+    a = Assessment(Check.APPLIED, warnings=("entry 0 selects GPU index 9",))
+    action = decide(obs({CONFIG_LABEL: "c"}, assessment=a), {})
+    assert action.kind is Kind.SETTLE
+    assert action.reason == "MIG config 'c' is applied (warning: entry 0 selects GPU index 9)"
+    assert action.event is not None and (action.event.type, action.event.reason) == ("Warning", "MigConfigWarning")
+    change = decide(obs({CONFIG_LABEL: "c"}, assessment=Assessment(Check.INSTANCES, "x", ("w",))), {})
+    assert change.kind is Kind.RECONFIGURE and change.warnings == ("w",)
