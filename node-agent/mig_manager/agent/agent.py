@@ -452,7 +452,12 @@ class Agent:
             mode_change=action.mode_change,
             checkpoint=checkpoint,
         )
-        log.info("reconfiguring config=%s mode_change=%s: %s", target, action.mode_change, action.reason)
+        log.info(
+            "Selected MIG config is not applied: config=%s mode_change=%s: %s",
+            target,
+            action.mode_change,
+            action.reason,
+        )
         patch = {
             "metadata": {
                 "resourceVersion": _meta(node).get("resourceVersion"),
@@ -474,7 +479,11 @@ class Agent:
         self.runs += 1
         self._warnings, self._warnings_target = action.warnings, target
         self.metrics.set_state(STATE_PENDING)
-        log.info("state pending; paused gates %s", ", ".join(f"{k}={v}" for k, v in pause_labels(saved).items()))
+        log.info(
+            "Changed the %s node label to pending and shut down the GPU clients in Kubernetes: %s",
+            STATE_LABEL,
+            ", ".join(f"{k}={v}" for k, v in pause_labels(saved).items()),
+        )
         self._event("Normal", EV_STARTED, f"Applying MIG config {target!r}")
         for warning in action.warnings:
             log.warning("%s", warning)
@@ -589,7 +598,7 @@ class Agent:
                 log.info("host drop-in selects config=%s", target)
         except HostError as exc:
             raise TransientError(f"persisting the selected config on the host: {exc}") from exc
-        log.info("applying config=%s", target)
+        log.info("Applying the selected MIG config to the node: config=%s", target)
         try:
             result = apply_config(self.backend, config.spec, target)
         except ConfigSelectionError as exc:
@@ -656,7 +665,7 @@ class Agent:
         for unit in restart_order(journal.services or ()):
             try:
                 if self.host.unit(unit).active not in ACTIVE:
-                    log.info("starting host service %s", unit)
+                    log.info("Restarting host GPU client unit=%s", unit)
                     self.host.start(unit, self.settings.service_start_timeout)
             except HostError as exc:
                 errors.append(str(exc))
@@ -694,10 +703,14 @@ class Agent:
         self.metrics.set_state(outcome.state)
         if outcome.state == STATE_SUCCESS:
             self.attempts.clear()
-            log.info("success config=%s in %.2fs", journal.target, elapsed)
+            log.info(
+                "Changed the %s node label to success: config=%s seconds=%.2f", STATE_LABEL, journal.target, elapsed
+            )
             self._event("Normal", EV_SUCCESS, f"MIG config {journal.target!r} applied in {elapsed:.1f}s")
         else:
-            log.error("failed config=%s: %s", journal.target, outcome.reason)
+            log.error(
+                "Changed the %s node label to failed: config=%s reason=%s", STATE_LABEL, journal.target, outcome.reason
+            )
             self._event("Warning", EV_FAILED, f"MIG config {journal.target!r} failed: {outcome.reason}")
         self.crash("finished")
 
@@ -723,9 +736,12 @@ class Agent:
                 (p["metadata"].get("namespace", ""), p["metadata"]["name"]) for p in items if self._blocking(p)
             }
             if not remaining:
-                log.info("no GPU client pods left on the node")
+                log.info("GPU clients in Kubernetes are shut down")
                 return
-            log.info("waiting for pods to go away: %s", ", ".join(f"{ns}/{n}" for ns, n in sorted(remaining)))
+            log.info(
+                "Waiting for the GPU clients to shut down: pods=%s",
+                ",".join(f"{ns}/{n}" for ns, n in sorted(remaining)),
+            )
             while remaining:
                 left = deadline - time.monotonic()
                 if left <= 0:
@@ -751,7 +767,7 @@ class Agent:
                     self.stop_event.wait(0.1)
                     break
             if not remaining:
-                log.info("no GPU client pods left on the node")
+                log.info("GPU clients in Kubernetes are shut down")
                 return
 
     def _delete_pods(self, apps: Sequence[str]) -> None:
@@ -773,7 +789,7 @@ class Agent:
             remembered: list[str] = []
             for name in units:
                 action, why = stop_decision(self.host.unit(name))
-                log.info("host service %s: %s (%s)", name, action.value, why)
+                log.info("Host GPU client unit=%s action=%s (%s)", name, action.value, why)
                 if action is not StopAction.SKIP:
                     remembered.append(name)
             journal = journal.at(Phase.STOPPING_SERVICES, services=tuple(remembered))
@@ -783,7 +799,7 @@ class Agent:
         try:
             for name in journal.services or ():
                 if self.host.unit(name).active in ACTIVE:
-                    log.info("stopping host service %s", name)
+                    log.info("Shutting down host GPU client unit=%s", name)
                     self.host.stop(name, s.service_stop_timeout)
         except HostError as exc:
             return journal, f"stopping host services: {exc}"
