@@ -166,3 +166,23 @@ def test_a_host_service_that_fails_to_start_fails_the_run_with_gates_restored(ku
     assert "starting host services failed: systemctl start nvsm.service: job failed" in reason_of(core)
     assert labels[DP] == "true"
     assert read_host_services(gpu_node.services)["units"]["nvsm.service"]["active"] == "failed"
+
+
+def test_a_failure_after_a_success_in_the_same_process_still_restores_the_gates(kubesim, core, gpu_node) -> None:  # type: ignore[no-untyped-def]
+    """NVIDIA's process-wide "already restored" flags skip restoring after the first success; here every run
+    restores its own gates and services."""
+    from mig_manager.devices.simulated import add_fault
+
+    gpu_node.configure(with_shutdown_host_gpu_clients=True, max_retries=0)
+    with FakeDaemonSets(kubesim), ThreadAgent(gpu_node):
+        set_labels(core, {"nvidia.com/mig.config": "all-balanced"})
+        wait_state(core, "success", config="all-balanced")
+        add_fault(gpu_node.gpu_state, "create_gpu_instance", "UNKNOWN", gpu=5, times=1)
+        set_labels(core, {"nvidia.com/mig.config": "all-1g.10gb"})
+        labels = wait_state(core, "failed", timeout=60)
+    assert labels[DP] == "true" and labels[NVSM] == "true"
+    assert "restored the previous geometry" in reason_of(core)
+    units = read_host_services(gpu_node.services)["units"]
+    assert units["nvsm.service"]["active"] == "active" and units["nvidia-dcgm.service"]["active"] == "active"
+    spec = load_spec_file(str(gpu_node.config)).spec
+    assert assert_config(SimulatedBackend(gpu_node.gpu_state), spec, "all-balanced").ok
