@@ -40,7 +40,8 @@ demo: $(VENV)/.installed
 bench: $(VENV)/.installed
 	$(PY) bench/planner.py
 	$(PY) bench/parted.py
-	$(PY) bench/kubesim.py
+	$(PY) bench/kubesim_api.py
+	$(PY) bench/agent.py
 
 crds: $(VENV)/.installed
 	$(PY) -m gpu_operator.crd crds/nvidia.com_clusterpolicies.yaml

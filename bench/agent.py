@@ -37,10 +37,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-# bench/kubesim.py (another benchmark) would shadow the kubesim package: import from the installed packages only.
-if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
-    sys.path.pop(0)
-
 from kubernetes import client, config, watch
 
 from kubesim.server import Config, KubeSim
