@@ -23,6 +23,7 @@ from gpu_operator.nodes import DEPLOY_MIG_MANAGER, GPU_PRESENT, MIG_CONFIG, labe
 from gpu_operator.policy import (
     API_VERSION,
     DEFAULT_GPU_CLIENTS_CONFIG_MAP,
+    DEFAULT_MIG_CONFIG_MAP,
     KIND,
     ClusterPolicySpec,
     parse_spec,
@@ -100,7 +101,13 @@ class Controller:
         self._wake.set()
 
     def watches_configmap(self, name: str) -> bool:
-        return name in (self._custom_config, self._custom_clients)
+        """The custom configs (validation) and the operator's own ConfigMaps (an edit is reverted at once)."""
+        return name in (
+            self._custom_config,
+            self._custom_clients,
+            DEFAULT_MIG_CONFIG_MAP,
+            DEFAULT_GPU_CLIENTS_CONFIG_MAP,
+        )
 
     def node_event(self, event_type: str | None, body: Mapping[str, Any]) -> None:
         """Label one node from its event, and ask for a reconcile only when something status depends on changed."""

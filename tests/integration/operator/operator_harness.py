@@ -177,6 +177,16 @@ class Cluster:
             body["metadata"]["annotations"] = annotations  # type: ignore[index]
         self.core.create_node(body)
 
+    def warnings(self) -> list[str]:
+        """Reasons of the Warning Events in the operator namespace, oldest first."""
+        events = sorted(self.core.list_namespaced_event(NS).items, key=lambda e: int(e.metadata.resource_version or 0))
+        return [e.reason for e in events if e.type == "Warning"]
+
+    def wait_warnings(self, expected: list[str]) -> None:
+        """The Event is posted just after the status it explains: wait for it, then require exactly these."""
+        wait_for(lambda: len(self.warnings()) >= len(expected), TIMEOUT, 0.1, f"Warning Events {expected}")
+        assert self.warnings() == expected
+
     def writes(self) -> int:
         """kubesim's resourceVersion: it moves on every committed write, and only then."""
         return self.sim.resource_version()

@@ -94,8 +94,7 @@ def test_bad_image_spec_is_reported_and_nothing_applied(cluster: Cluster, operat
     assert "repository, image and version must all be set" in wait_for(failed, TIMEOUT, 0.1, "ReconcileFailed")
     assert cluster.state() == "notReady"
     assert cluster.daemonset("nvidia-device-plugin-daemonset") is None
-    events = cluster.core.list_namespaced_event(NS).items
-    assert [e.reason for e in events if e.type == "Warning"] == ["ReconcileFailed"]
+    cluster.wait_warnings(["ReconcileFailed"])
     patch = [{"op": "add", "path": "/spec/migManager/version", "value": "v1"}]
     cluster.kubectl("patch", "clusterpolicies/cluster-policy", "--type=json", "-p", json.dumps(patch))
     wait_for(lambda: cluster.state() == "ready", TIMEOUT, 0.1, "ready after the fix")

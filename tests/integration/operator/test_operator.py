@@ -62,8 +62,15 @@ def test_disabling_the_mig_manager_prunes_it(cluster: Cluster, operator: Operato
     patch = [{"op": "replace", "path": "/spec/migManager/enabled", "value": False}]
     cluster.kubectl("patch", "clusterpolicies/cluster-policy", "--type=json", "-p", json.dumps(patch))
     wait_for(lambda: cluster.daemonset("nvidia-mig-manager") is None, TIMEOUT, 0.1, "mig manager gone")
-    names = {cm.metadata.name for cm in cluster.core.list_namespaced_config_map(NS).items}
-    assert "default-mig-parted-config" not in names
+
+    def configmaps() -> set[str]:
+        return {cm.metadata.name for cm in cluster.core.list_namespaced_config_map(NS).items}
+
+    def accounts() -> set[str]:
+        return {sa.metadata.name for sa in cluster.core.list_namespaced_service_account(NS).items}
+
+    wait_for(lambda: not {"default-mig-parted-config", "default-gpu-clients"} & configmaps(), TIMEOUT, 0.1, "pruned")
+    wait_for(lambda: "nvidia-mig-manager" not in accounts(), TIMEOUT, 0.1, "ServiceAccount pruned (the last kind)")
     assert cluster.daemonset("nvidia-device-plugin-daemonset") is not None
     _ready(cluster)
 
@@ -141,8 +148,7 @@ def test_invalid_custom_config_sets_mig_config_invalid(cluster: Cluster, operato
     )
     cluster.kubectl("create", "configmap", "custom-mig-config", "-n", NS, f"--from-literal=config.yaml={config}")
     wait_for(lambda: "node gpu-1, config too-many" in error(), TIMEOUT, 0.1, "geometry reported")
-    events = cluster.core.list_namespaced_event(NS).items
-    assert any(e.reason == "MigConfigInvalid" and e.type == "Warning" for e in events)
+    wait_for(lambda: cluster.warnings().count("MigConfigInvalid") == 2, TIMEOUT, 0.1, "a Warning per problem")
     fixed = config.replace("8", "7")
     cluster.apply(
         {
@@ -164,8 +170,7 @@ def test_resync_and_restart_make_no_writes(cluster: Cluster, operator: OperatorP
     _ready(cluster)
     assert cluster.condition("Ready")["reason"] == "UnsupportedField"
     assert "spec.toolkit" in cluster.condition("Ready")["message"]
-    warnings = [e.reason for e in cluster.core.list_namespaced_event(NS).items if e.type == "Warning"]
-    assert warnings == ["UnsupportedField"]
+    cluster.wait_warnings(["UnsupportedField"])
     operator.wait_reconciles(2)  # settle
     before = cluster.writes()
     operator.wait_reconciles(4)
@@ -198,3 +203,19 @@ def test_missing_gpu_clients_config_is_reported(cluster: Cluster, operator: Oper
     assert ds is not None
     volume = next(v for v in ds["spec"]["template"]["spec"]["volumes"] if v["name"] == "gpu-clients")
     assert volume["configMap"]["name"] == "my-clients"
+
+
+def test_edits_to_the_default_config_are_reverted(cluster: Cluster, operator: OperatorProcess) -> None:
+    cluster.apply(policy_doc(**HELM_SPEC))
+    operator.start()
+
+    def default_config() -> str:
+        items = cluster.core.list_namespaced_config_map(NS, field_selector="metadata.name=default-mig-parted-config")
+        return str((items.items[0].data or {}).get("config.yaml", "")) if items.items else ""
+
+    original = wait_for(default_config, TIMEOUT, 0.1, "default config rendered")
+    patch = {"data": {"config.yaml": "version: v1\nmig-configs: {}\n"}}
+    cluster.kubectl(
+        "patch", "configmap", "default-mig-parted-config", "-n", NS, "--type=merge", "-p", json.dumps(patch)
+    )
+    wait_for(lambda: default_config() == original, TIMEOUT, 0.1, "default config restored")
