@@ -149,11 +149,13 @@ def prune(value: Any, schema: Schema, path: str, pruned: list[str], *, root: boo
         result: dict[str, Any] = {}
         for key, item in value.items():
             child_path = f"{path}.{key}" if path else key
-            if key in props:
+            if key in keep:  # object metadata is the server's, even where a CRD declares `metadata: {type: object}`
+                result[key] = item
+            elif key in props:
                 result[key] = prune(item, props[key], child_path, pruned)
             elif isinstance(additional, dict):
                 result[key] = prune(item, additional, child_path, pruned)
-            elif key in keep or _preserves(schema) or additional is True:
+            elif _preserves(schema) or additional is True:
                 result[key] = item
             else:
                 pruned.append(child_path)

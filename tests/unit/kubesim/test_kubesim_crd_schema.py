@@ -184,3 +184,25 @@ def test_crd_resource_types() -> None:
         "Widget",
     )
     assert rt.namespaced is False and rt.custom and rt.subresources == ("status", "scale") and rt.short_names == ("wd",)
+
+
+def test_prune_keeps_object_metadata_when_the_crd_declares_it() -> None:
+    """controller-gen (and NVIDIA's ClusterPolicy CRD) declare `metadata: {type: object}` at the root."""
+    schema: dict[str, Any] = {
+        "type": "object",
+        "properties": {
+            "metadata": {"type": "object"},
+            "spec": {"type": "object", "properties": {"a": {"type": "string"}}},
+        },
+    }
+    obj = {
+        "apiVersion": "x/v1",
+        "kind": "X",
+        "metadata": {"name": "n", "labels": {"k": "v"}},
+        "spec": {"a": "1", "b": 2},
+    }
+    pruned: list[str] = []
+    out = prune(obj, schema, "", pruned, root=True)
+    assert out["metadata"] == {"name": "n", "labels": {"k": "v"}}
+    assert out["spec"] == {"a": "1"}
+    assert pruned == ["spec.b"]
