@@ -19,11 +19,22 @@ from aiohttp import web
 
 from kubesim.api import ApiServer, PodLogs
 from kubesim.controllers import GarbageCollector, NamespaceLifecycle, WorkloadStatus
+from kubesim.controllers.apps import (
+    DaemonSetController,
+    DeploymentController,
+    JobController,
+    NodeLifecycleController,
+    ReplicaSetController,
+    Scheduler,
+)
 from kubesim.controllers.base import Controller
 from kubesim.errors import KubeSimError
 from kubesim.faults import FaultInjector, FaultRule, rule_from_dict
+from kubesim.kubelet import Kubelet, KubeletSettings
+from kubesim.nodes import SimNode
 from kubesim.registry import NAMESPACES, Registry, WriteOptions
 from kubesim.store import Store
+from kubesim.topology import ImageRule, NodeSpec, Topology, default_topology, load_topology
 
 log = logging.getLogger("kubesim")
 T = TypeVar("T")
@@ -46,6 +57,24 @@ class Config:
     aggregated_discovery: bool = True  # answer /api and /apis with APIGroupDiscoveryList when asked
     record_requests: bool = False  # keep every request in Cluster.api.requests (see KubeSim.requests)
     extra_controllers: list[Callable[[Registry], Controller]] = field(default_factory=list)
+    # The simulated cluster (part 2). With a topology ("default", a file, or a Topology), kubesim runs the real
+    # controllers (DaemonSet, Deployment, ReplicaSet, Job, scheduler, node lifecycle) and a kubelet per simulated node
+    # instead of the minimal workload status writer.
+    topology: Topology | str | Path | None = None
+    images: list[ImageRule] = field(default_factory=list)  # image rules checked before the topology's and built-ins
+    reboot_seconds: float = 3.0  # how long a rebooting node stays NotReady
+    gpu_poll_interval: float = 0.2  # seconds between checks of the simulated GPUs (GFD, device plugin, reboots)
+    restart_backoff: float = 10.0  # first container restart back-off (doubling)
+    restart_backoff_max: float = 300.0
+    eviction_timeout: float = 300.0  # NoExecute toleration of pods without one (DefaultTolerationSeconds)
+    run_processes: bool = True  # run this project's images as processes (else they just "run", like pause)
+
+    def resolved_topology(self) -> Topology | None:
+        if self.topology is None or isinstance(self.topology, Topology):
+            return self.topology
+        if str(self.topology) == "default":
+            return default_topology()
+        return load_topology(self.topology)
 
 
 def kubeconfig_text(url: str, namespace: str = "default") -> str:
@@ -78,8 +107,11 @@ class Cluster:
             aggregated_discovery=config.aggregated_discovery,
             record_requests=config.record_requests,
         )
-        self.controllers: list[Controller] = []
+        self.controllers: list[Any] = []
         self._tasks: list[asyncio.Task[None]] = []
+        self.topology = config.resolved_topology()
+        self.kubelet: Kubelet | None = None
+        self._workdir: tempfile.TemporaryDirectory[str] | None = None
         self._runner: web.AppRunner | None = None
         self.port = 0
         self._restore()
@@ -112,14 +144,46 @@ class Cluster:
         tmp.write_text(json.dumps(self.store.snapshot()))
         tmp.replace(path)
 
+    @property
+    def workdir(self) -> Path:
+        """Where simulated nodes keep their state and the processes find their kubeconfig."""
+        if self.config.state_dir is not None:
+            return self.config.state_dir
+        if self._workdir is None:
+            self._workdir = tempfile.TemporaryDirectory(prefix="kubesim-cluster-")
+        return Path(self._workdir.name)
+
     async def start(self) -> None:
         if self.config.garbage_collection:
             self.controllers += [GarbageCollector(self.registry), NamespaceLifecycle(self.registry)]
-        if self.config.workload_status:
+        if self.topology is not None:
+            c = self.config
+            self.controllers += [
+                DaemonSetController(self.registry),
+                ReplicaSetController(self.registry),
+                DeploymentController(self.registry),
+                JobController(self.registry),
+                Scheduler(self.registry),
+                NodeLifecycleController(self.registry, eviction_timeout=c.eviction_timeout),
+            ]
+            settings = KubeletSettings(
+                state_dir=self.workdir,
+                kubeconfig=self.workdir / KUBECONFIG_FILE,
+                image_rules=self.topology.image_rules(c.images),
+                reboot_seconds=c.reboot_seconds,
+                gpu_poll_interval=c.gpu_poll_interval,
+                backoff_initial=c.restart_backoff,
+                backoff_max=c.restart_backoff_max,
+                run_processes=c.run_processes,
+            )
+            self.kubelet = Kubelet(self.registry, self.logs, settings)
+            self.controllers.append(self.kubelet)
+        elif self.config.workload_status:
             self.controllers.append(WorkloadStatus(self.registry))
         self.controllers += [factory(self.registry) for factory in self.config.extra_controllers]
         self._tasks = [asyncio.create_task(c.run()) for c in self.controllers]
         app = self.api.application()
+        app.router.add_post("/kubesim/nodes/{name}/reboot", self._reboot_endpoint)
         self._runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.config.host, self.config.port, reuse_address=True)
@@ -128,10 +192,37 @@ class Cluster:
         assert server is not None and server.sockets  # type: ignore[attr-defined]
         self.port = int(server.sockets[0].getsockname()[1])  # type: ignore[attr-defined]
         self.api.address = f"{self.config.host}:{self.port}"
+        if self.kubelet is not None and self.topology is not None:
+            self.workdir.mkdir(parents=True, exist_ok=True)
+            (self.workdir / KUBECONFIG_FILE).write_text(kubeconfig_text(self.url))
+            for spec in self.topology.nodes:
+                self.kubelet.add_node(spec)
+            self.kubelet.resync()
         log.info("kubesim serving url=%s", self.url)
+
+    def add_node(self, spec: NodeSpec) -> SimNode:
+        """Add a simulated node at run time (its folder, GPUs, host and Ready Node object)."""
+        if self.kubelet is None:
+            raise KubeSimError("simulated nodes need a topology (Config(topology=...))")
+        return self.kubelet.add_node(spec)
+
+    async def reboot_node(self, name: str, duration: float | None = None) -> None:
+        if self.kubelet is None or name not in self.kubelet.nodes:
+            raise KubeSimError(f"no simulated node {name!r}")
+        await self.kubelet.reboot(name, apply=True, duration=duration)
+
+    async def _reboot_endpoint(self, request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        if self.kubelet is None or name not in self.kubelet.nodes:
+            return web.json_response({"error": f"no simulated node {name!r}"}, status=404)
+        task = asyncio.create_task(self.kubelet.reboot(name, apply=True))
+        self._tasks.append(task)
+        return web.json_response({"node": name, "rebooting": True}, status=202)
 
     async def stop(self) -> None:
         self.api.stop()
+        if self.kubelet is not None:
+            await self.kubelet.shutdown()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -140,6 +231,8 @@ class Cluster:
         if self._runner is not None:
             await self._runner.cleanup()
         self.save()
+        if self._workdir is not None:
+            self._workdir.cleanup()
 
     def idle(self) -> bool:
         """No controller has queued work."""
@@ -282,3 +375,34 @@ class KubeSim:
 
     def watcher_count(self) -> int:
         return self.call(lambda: self._cluster().store.watcher_count())
+
+    # ------------------------------------------------------------ the simulated cluster
+
+    def node_dir(self, name: str) -> Path:
+        """A simulated node's folder: `gpus.json` (its GPUs), `host-services.json` (its host), `root/`."""
+        kubelet = self._cluster().kubelet
+        if kubelet is None or name not in kubelet.nodes:
+            raise KubeSimError(f"no simulated node {name!r}")
+        return kubelet.nodes[name].directory
+
+    def add_node(self, spec: NodeSpec) -> None:
+        self.call(lambda: self._cluster().add_node(spec))
+
+    def reboot_node(self, name: str, duration: float | None = None, wait: bool = True, timeout: float = 60.0) -> None:
+        """Reboot a simulated node (its host too: pending MIG modes apply, instances go); `wait` for it to be back."""
+        if self._loop is None:
+            raise KubeSimError("kubesim is not running")
+        future = asyncio.run_coroutine_threadsafe(self._cluster().reboot_node(name, duration), self._loop)
+        if wait:
+            future.result(timeout)
+
+    def set_node_ready(self, name: str, ready: bool) -> None:
+        """Stop (False) or start (True) a simulated node's kubelet."""
+
+        def change() -> None:
+            kubelet = self._cluster().kubelet
+            if kubelet is None or name not in kubelet.nodes:
+                raise KubeSimError(f"no simulated node {name!r}")
+            kubelet.set_ready(name, ready)
+
+        self.call(change)

@@ -117,3 +117,24 @@ def kubesim_tools(kubesim: KubeSim, tmp_path: Path) -> Tools:
     home = tmp_path / "home"
     home.mkdir()
     return Tools(kubesim, home)
+
+
+def cluster_config(topology: Any, **overrides: Any) -> Config:
+    """A Config for a simulated cluster with the timings tests want: fast restarts, short reboots, quick GPU polls."""
+    settings: dict[str, Any] = {
+        "bookmark_interval": 1.0,
+        "topology": topology,
+        "restart_backoff": 0.2,
+        "restart_backoff_max": 1.0,
+        "reboot_seconds": 0.5,
+        "gpu_poll_interval": 0.05,
+    }
+    settings.update(overrides)
+    return Config(**settings)
+
+
+@pytest.fixture
+def kubesim_cluster() -> Iterator[KubeSim]:
+    """kubesim with the default topology (node-h100, node-a100, node-a30, node-cpu) and fast timings."""
+    with KubeSim(cluster_config("default")) as sim:
+        yield sim
