@@ -277,6 +277,11 @@ def test_install_upgrade_uninstall(sim: KubeSim, tools: Tools, tmp_path: Path) -
     assert deployment is not None
     assert get(sim, "coordination.k8s.io", "leases", NAMESPACE, "53822513.nvidia.com") is not None
 
+    # a CRD left by an older release: helm never upgrades crds/, the operator applies its own CRD at start
+    tools.kubectl(
+        "annotate", "crd", "clusterpolicies.nvidia.com", "nvidia.com/gpu-operator.version=0.0.1", "--overwrite"
+    )
+
     # the operator's pod
     cluster_rules = get(sim, "rbac.authorization.k8s.io", "clusterroles", "", "gpu-operator")
     role_rules = get(sim, "rbac.authorization.k8s.io", "roles", NAMESPACE, "gpu-operator")
@@ -302,6 +307,8 @@ def test_install_upgrade_uninstall(sim: KubeSim, tools: Tools, tmp_path: Path) -
             )
 
         wait_for(operands_ready, TIMEOUT, what="the operator's operands, node labels and a ready ClusterPolicy")
+        crd = get(sim, *CRD, "", "clusterpolicies.nvidia.com") or {}
+        assert crd["metadata"]["annotations"]["nvidia.com/gpu-operator.version"] == "0.1.0"
         lease = get(sim, "coordination.k8s.io", "leases", NAMESPACE, "53822513.nvidia.com") or {}
         assert lease.get("spec", {}).get("holderIdentity") == "gpu-operator-pod-1"
         assert mig_manager_env(sim)["DEFAULT_CONFIG_FILE"] == "/mig-parted-config/config-default.yaml"

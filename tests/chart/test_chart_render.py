@@ -306,7 +306,15 @@ def test_bindings_name_the_operator_service_account(rendered: dict[str, Docs]) -
     assert deploy["spec"]["template"]["spec"]["serviceAccountName"] == "gpu-operator"
     role = one(docs, "Role", "gpu-operator")
     lease = one(docs, "Lease")
-    assert any(lease["metadata"]["name"] in r.get("resourceNames", []) for r in role["rules"])
+    lease_rules = [r for r in role["rules"] if "leases" in r["resources"]]
+    assert lease_rules == [
+        {
+            "apiGroups": ["coordination.k8s.io"],
+            "resources": ["leases"],
+            "resourceNames": [lease["metadata"]["name"]],
+            "verbs": ["get", "update"],
+        }
+    ]
     args = deploy["spec"]["template"]["spec"]["containers"][0]["args"]
     assert f"--leader-election-id={lease['metadata']['name']}" in args
 
