@@ -3,12 +3,14 @@ value (values.schema.json first, then the template-side checks of `templates/val
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from chart_support import CHART, CHART_CRD_FILE, CRD_FILE, helm, template
+from chart_support import CHART, CHART_CRD_FILE, CRD_FILE, ROOT, helm, template
 
 from mig_manager.errors import SpecError
 from mig_manager.spec import load_spec
@@ -224,3 +226,47 @@ def test_template_check_agrees_with_the_agent_parser(case: str, tmp_path: Path) 
     else:
         assert proc.returncode != 0, f"{case}: the agent rejects it, the chart renders it"
         assert "migManager.config.data.config.yaml" in proc.stderr, proc.stderr
+
+
+def _leaves(values: Any, prefix: str = "") -> Iterator[str]:
+    """Dotted paths of values.yaml down to the sections' keys (not into lists, free maps or resources)."""
+    for key, value in values.items():
+        path = f"{prefix}{key}"
+        yield path
+        if isinstance(value, dict) and value and key not in FREE_MAPS:
+            yield from _leaves(value, f"{path}.")
+
+
+FREE_MAPS = {"resources", "labels", "annotations", "nodeSelector", "affinity", "data"}
+
+
+def _schema_at(schema: dict[str, Any], path: str) -> dict[str, Any] | None:
+    node: dict[str, Any] | None = schema
+    for part in path.split("."):
+        assert node is not None
+        while "$ref" in node:
+            node = SCHEMA["definitions"][node["$ref"].rsplit("/", 1)[1]]
+        node = (node.get("properties") or {}).get(part)
+        if node is None:
+            return None
+    return node
+
+
+SCHEMA: dict[str, Any] = json.loads((CHART / "values.schema.json").read_text())
+VALUES: dict[str, Any] = yaml.safe_load((CHART / "values.yaml").read_text())
+
+
+@pytest.mark.parametrize("path", list(_leaves(VALUES)))
+def test_every_value_is_in_the_schema(path: str) -> None:
+    assert _schema_at(SCHEMA, path) is not None, f"{path} is not in values.schema.json"
+
+
+DOCS = (ROOT / "docs" / "helm.md").read_text()
+LEAVES = [p for p in _leaves(VALUES) if not any(other.startswith(p + ".") for other in _leaves(VALUES))]
+
+
+@pytest.mark.parametrize("path", LEAVES)
+def test_every_value_is_documented(path: str) -> None:
+    parts = path.split(".")
+    suffixes = [".".join(parts[i:]) for i in range(len(parts))]
+    assert any(f"`{suffix}`" in DOCS for suffix in suffixes), f"{path} is not documented in docs/helm.md"
