@@ -56,20 +56,37 @@ class Target:
 
 
 class PodLogs:
-    """Container logs the simulated kubelet would serve: appended by controllers or tests, read by `pods/log`."""
+    """Container logs the simulated kubelet would serve: appended by controllers or tests, read by `pods/log`.
 
-    def __init__(self) -> None:
+    The kubelet calls `restarted` when a container starts again: its output so far becomes the `previous=true` log
+    (as `kubectl logs --previous`), and the current log starts empty. At most `limit` lines are kept per container.
+    """
+
+    def __init__(self, limit: int = 10_000) -> None:
         self._lines: dict[tuple[str, str, str], list[str]] = {}
+        self._previous: dict[tuple[str, str, str], list[str]] = {}
+        self._changed = asyncio.Event()
+        self.limit = limit
+
+    def _notify(self) -> None:
+        self._changed.set()
         self._changed = asyncio.Event()
 
     def append(self, namespace: str, pod: str, container: str, text: str) -> None:
         lines = self._lines.setdefault((namespace, pod, container), [])
         lines.extend(text.splitlines())
-        self._changed.set()
-        self._changed = asyncio.Event()
+        if len(lines) > self.limit + self.limit // 5:
+            del lines[: len(lines) - self.limit]
+        self._notify()
 
-    def lines(self, namespace: str, pod: str, container: str) -> list[str]:
-        return list(self._lines.get((namespace, pod, container), ()))
+    def restarted(self, namespace: str, pod: str, container: str) -> None:
+        key = (namespace, pod, container)
+        self._previous[key] = self._lines.pop(key, [])
+        self._notify()
+
+    def lines(self, namespace: str, pod: str, container: str, previous: bool = False) -> list[str]:
+        source = self._previous if previous else self._lines
+        return list(source.get((namespace, pod, container), ()))
 
     async def wait(self, timeout: float) -> None:
         changed = self._changed
@@ -77,8 +94,9 @@ class PodLogs:
             await asyncio.wait_for(changed.wait(), timeout)
 
     def forget(self, namespace: str, pod: str) -> None:
-        for key in [k for k in self._lines if k[0] == namespace and k[1] == pod]:
-            del self._lines[key]
+        for store in (self._lines, self._previous):
+            for key in [k for k in store if k[0] == namespace and k[1] == pod]:
+                del store[key]
 
 
 class ApiServer:
@@ -756,12 +774,13 @@ class ApiServer:
             container = str(containers[0])
         elif container not in containers:
             raise bad_request(f"container {container} is not valid for pod {t.name}")
-        lines = self.logs.lines(t.namespace, t.name, container)
+        previous = q.get("previous") in ("true", "1")
+        lines = self.logs.lines(t.namespace, t.name, container, previous)
         tail = int(q["tailLines"]) if q.get("tailLines") else None
         shown = lines[-tail:] if tail is not None and tail >= 0 else lines
         if tail == 0:
             shown = []
-        if q.get("follow") not in ("true", "1"):
+        if q.get("follow") not in ("true", "1") or previous:
             text = "".join(line + "\n" for line in shown)
             return web.Response(text=text, content_type="text/plain")
         resp = web.StreamResponse(status=200, headers={"Content-Type": "text/plain"})
@@ -778,6 +797,8 @@ class ApiServer:
                     break
                 await self.logs.wait(1.0)
                 lines = self.logs.lines(t.namespace, t.name, container)
+                if len(lines) < sent:
+                    break  # the container restarted: a real follow ends with the container it followed
                 if len(lines) > sent:
                     await resp.write("".join(line + "\n" for line in lines[sent:]).encode())
                     sent = len(lines)

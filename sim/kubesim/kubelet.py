@@ -124,6 +124,7 @@ class Emulated:
         try:
             while not self.stopped:
                 self.wake.clear()
+                self.kubelet.refresh_gpus(node)  # never act on a stale snapshot (the poll may not have run yet)
                 if self.kind == "gfd":
                     if self.kubelet.apply_gfd_labels(node, strategy):
                         self.log("Labels updated")
@@ -249,6 +250,8 @@ class PodWorker:
     async def container_loop(self, container: dict[str, Any], state: ContainerState, init: bool) -> int:
         backoff = self.kubelet.settings.backoff_initial
         while True:
+            if state.restart_count and state.last_state:
+                self.kubelet.logs.restarted(self.namespace, self.name, state.name)
             runtime = self.kubelet.runtime(self, container)
             state.runtime = runtime
             started = self.kubelet.registry.clock()
@@ -605,16 +608,20 @@ class Kubelet(Reconciler):
         while True:
             await asyncio.sleep(self.settings.gpu_poll_interval)
             for node in list(self.nodes.values()):
-                if not node.has_gpus or not node.gpus_changed():
-                    continue
-                state = node.read_gpus()
-                reboots = int(state.get("counters", {}).get("reboots", 0))
-                if reboots > node.reboots_seen:
-                    node.reboots_seen = reboots
-                    if node.name not in self._rebooting:
-                        log.info("node %s: its host rebooted (requested through the simulated host)", node.name)
-                        self._spawn(self.reboot(node.name, apply=False))
-                self.notify(node.name)
+                self.refresh_gpus(node)
+
+    def refresh_gpus(self, node: SimNode) -> None:
+        """Re-read a node's GPUs when their file changed: wake GFD and the device plugin, notice host reboots."""
+        if not node.has_gpus or not node.gpus_changed():
+            return
+        state = node.read_gpus()
+        reboots = int(state.get("counters", {}).get("reboots", 0))
+        if reboots > node.reboots_seen:
+            node.reboots_seen = reboots
+            if node.name not in self._rebooting:
+                log.info("node %s: its host rebooted (requested through the simulated host)", node.name)
+                self._spawn(self.reboot(node.name, apply=False))
+        self.notify(node.name)
 
     async def reboot(self, name: str, apply: bool = True, duration: float | None = None) -> None:
         """Reboot a node: NotReady, its pods end (Failed, as on a node shutdown), the host reboots (pending MIG modes

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -186,13 +187,25 @@ def test_deletion_honours_the_grace_period(tools: Tools, sim: KubeSim) -> None:
     }
     tools.kubectl("apply", "-f", "-", stdin=json.dumps(pod))
     wait_for(lambda: "up" in tools.kubectl("logs", "stubborn").stdout, 30, what="process started")
+    started = time.monotonic()
     tools.kubectl("delete", "pod", "stubborn", "--wait=false")
-    got = json.loads(tools.kubectl("get", "pod", "stubborn", "-o", "json").stdout)
-    assert got["metadata"]["deletionTimestamp"]  # Terminating: SIGTERM is ignored, the kubelet waits 2 s
-    assert got["metadata"]["deletionGracePeriodSeconds"] == 2
-    wait_for(
-        lambda: tools.kubectl("get", "pod", "stubborn", check=False).returncode != 0, 30, what="killed after the grace"
-    )
+
+    def stored() -> dict[str, Any] | None:
+        assert sim.cluster is not None
+        found = sim.cluster.store.get(("", "pods"), "default", "stubborn")
+        return found.obj if found else None
+
+    # the pod is gone only once the kubelet gave up waiting for the process that ignores SIGTERM (2 s, then SIGKILL)
+    wait_for(lambda: sim.call(stored) is None, 30, what="the pod gone after the grace period")
+    assert time.monotonic() - started >= 2.0
+
+    def versions() -> list[dict[str, Any]]:
+        assert sim.cluster is not None
+        return [e.new.obj for e in sim.cluster.store.history() if e.new.name == "stubborn"]
+
+    deleting = sim.call(versions)
+    graceful = [o for o in deleting if o["metadata"].get("deletionTimestamp")]
+    assert graceful and graceful[0]["metadata"]["deletionGracePeriodSeconds"] == 2  # it was Terminating meanwhile
 
 
 def test_not_ready_node_evicts_pods_without_toleration(tools: Tools, sim: KubeSim) -> None:

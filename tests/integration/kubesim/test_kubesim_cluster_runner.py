@@ -116,5 +116,8 @@ def test_process_runner(sim: KubeSim, tmp_path: Path) -> None:
     assert status["lastState"]["terminated"]["exitCode"] == 3
     tools.kubectl("patch", "configmap", "app", "--type=merge", "-p", '{"data":{"settings.txt":"three"}}')
     wait_for(lambda: "settings: three" in logs(), 30, what="the restarted process running")
+    assert "settings: one" not in logs()  # `kubectl logs` shows the current container, --previous the one that exited
+    previous = tools.kubectl("logs", "prog", "-c", "main", "--previous").stdout
+    assert "settings: exit" in previous and "settings: three" not in previous
     pod = json.loads(tools.kubectl("get", "pod", "prog", "-o", "json").stdout)
     assert pod["status"]["phase"] == "Running"
