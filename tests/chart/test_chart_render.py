@@ -4,6 +4,8 @@ with no unsupported field, and each case's values land where they should."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -386,3 +388,20 @@ def test_notes_list_ignored_nvidia_values(tmp_path: Path) -> None:
     assert "nvidia.com/mig.config.state" in notes
     assert "ignored: driver.version, toolkit." in notes
     assert f"custom MIG config ConfigMap {NAMESPACE}/mine (not created by this chart" in notes
+
+
+@pytest.mark.parametrize("version", KUBE_VERSIONS)
+def test_kubernetes_validate_cli_strict(version: str) -> None:
+    """The same check through the `kubernetes-validate` command, on the manifest exactly as helm prints it."""
+    cli = Path(sys.executable).parent / "kubernetes-validate"
+    if not cli.exists():
+        pytest.skip("the kubernetes-validate command is not installed")
+    manifest = template(*CASES["everything"][0]).stdout
+    short = version.rsplit(".", 1)[0]
+    proc = subprocess.run(
+        [str(cli), "-k", short, "--strict", "-"], input=manifest, capture_output=True, text=True, timeout=120
+    )
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0, output
+    assert "ERROR" not in output and "failed" not in output, output
+    assert output.count("passed for resource") == len([d for d in yaml.safe_load_all(manifest) if d]) - 1
