@@ -270,3 +270,112 @@ def test_every_value_is_documented(path: str) -> None:
     parts = path.split(".")
     suffixes = [".".join(parts[i:]) for i in range(len(parts))]
     assert any(f"`{suffix}`" in DOCS for suffix in suffixes), f"{path} is not documented in docs/helm.md"
+
+
+# A values file in NVIDIA's shape (deployments/gpu-operator/values.yaml, the keys users copy), trimmed.
+NVIDIA_VALUES = """
+nfd: {enabled: true}
+psa: {enabled: false}
+cdi: {enabled: true}
+toolkit: {enabled: false}
+validator: {repository: nvcr.io/nvidia, image: gpu-operator, imagePullPolicy: IfNotPresent}
+operator:
+  repository: nvcr.io/nvidia
+  image: gpu-operator
+  imagePullPolicy: IfNotPresent
+  priorityClassName: system-node-critical
+  runtimeClass: nvidia
+  use_ocp_driver_toolkit: false
+  cleanupCRD: false
+  upgradeCRD: true
+  annotations: {openshift.io/scc: restricted-readonly}
+  logging: {timeEncoding: epoch, level: info, develMode: false}
+  resources: {limits: {cpu: 500m, memory: 350Mi}, requests: {cpu: 200m, memory: 100Mi}}
+mig:
+  strategy: single
+daemonsets:
+  labels: {}
+  annotations: {}
+  priorityClassName: system-node-critical
+  tolerations: [{key: nvidia.com/gpu, operator: Exists, effect: NoSchedule}]
+  updateStrategy: RollingUpdate
+  rollingUpdate: {maxUnavailable: "1"}
+driver:
+  enabled: false
+  nvidiaDriverCRD: {enabled: false, deployDefaultCR: true, driverType: gpu, nodeSelector: {}}
+  kernelModuleType: auto
+  usePrecompiled: false
+  repository: nvcr.io/nvidia
+  image: driver
+  version: "595.91.07"
+devicePlugin:
+  enabled: true
+  repository: nvcr.io/nvidia
+  image: k8s-device-plugin
+  version: v0.20.0
+  imagePullPolicy: IfNotPresent
+  imagePullSecrets: []
+  env: []
+  args: []
+  resources: {}
+gfd:
+  enabled: true
+  repository: nvcr.io/nvidia
+  image: k8s-device-plugin
+  version: v0.20.0
+dcgmExporter:
+  enabled: true
+dcgm: {enabled: false}
+migManager:
+  enabled: true
+  repository: nvcr.io/nvidia/cloud-native
+  image: k8s-mig-manager
+  version: v0.15.0
+  imagePullPolicy: IfNotPresent
+  imagePullSecrets: []
+  env: [{name: WITH_REBOOT, value: "true"}]
+  resources: {}
+  config: {default: "all-disabled", create: false, name: "", data: {}}
+  gpuClientsConfig: {name: ""}
+  hostNetwork: false
+nodeStatusExporter: {enabled: false}
+"""
+
+
+def test_nvidia_values_file_names_the_images_it_cannot_run(tmp_path: Path) -> None:
+    values = yaml.safe_load(NVIDIA_VALUES)
+    proc = template(values=values, tmp=tmp_path, check=False)
+    assert proc.returncode != 0
+    assert "operator.repository/operator.image name NVIDIA's Go operator" in proc.stderr
+    del values["operator"]["repository"], values["operator"]["image"]
+    proc = template(values=values, tmp=tmp_path, check=False)
+    assert proc.returncode != 0
+    assert "migManager.repository/migManager.image name NVIDIA's k8s-mig-manager" in proc.stderr
+
+
+def test_nvidia_values_file_works_with_this_projects_images(tmp_path: Path) -> None:
+    values = yaml.safe_load(NVIDIA_VALUES)
+    for key in ("repository", "image"):
+        del values["operator"][key]
+    for key in ("repository", "image", "version"):
+        del values["migManager"][key]
+    path = tmp_path / "nvidia.yaml"
+    path.write_text(yaml.safe_dump(values))
+    assert "0 chart(s) failed" in helm("lint", "--strict", str(CHART), "-f", str(path)).stdout
+    docs = [d for d in yaml.safe_load_all(template(values=values, tmp=tmp_path).stdout) if d]
+    (policy,) = [d for d in docs if d["kind"] == "ClusterPolicy"]
+    spec = policy["spec"]
+    assert spec["driver"] == {"enabled": False}
+    assert spec["operator"] == {"runtimeClass": "nvidia"}
+    assert spec["migManager"]["env"] == [{"name": "WITH_REBOOT", "value": "true"}]
+    assert spec["migManager"]["image"] == "mig-manager"
+    assert spec["dcgmExporter"]["image"] == "dcgm-exporter"  # keys NVIDIA's file leaves out keep this chart's defaults
+    notes = helm(
+        "install", "gpu", str(CHART), "-n", "gpu-operator", "--dry-run=client", "-f", str(path), home=tmp_path
+    ).stdout
+    ignored = notes[notes.index("ignored: ") :].split(".\n", 1)[0]
+    for key in ("cdi", "dcgm", "nfd", "nodeStatusExporter", "psa", "toolkit", "validator", "driver.version"):
+        assert key in ignored, key
+    for key in ("operator.cleanupCRD", "operator.upgradeCRD", "operator.use_ocp_driver_toolkit"):
+        assert key in ignored, key
+    assert "migManager" not in ignored and "mig," not in ignored
