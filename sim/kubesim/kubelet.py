@@ -212,7 +212,8 @@ class PodWorker:
         self.task: asyncio.Task[None] | None = None
         self.files: PodFiles | None = None
         self.start_time = str((pod.get("status") or {}).get("startTime") or kubelet.registry.clock())
-        self.pod_ip = str((pod.get("status") or {}).get("podIP") or node.next_pod_ip())
+        host_network = bool(spec.get("hostNetwork"))
+        self.pod_ip = node.ip if host_network else str((pod.get("status") or {}).get("podIP") or node.next_pod_ip())
 
     @property
     def key(self) -> tuple[str, str]:
@@ -229,7 +230,9 @@ class PodWorker:
         self.task = asyncio.create_task(self.run())
 
     async def run(self) -> None:
-        self.files = PodFiles(self.folder, self.node.root, self.pod, self.kubelet.settings.kubeconfig, self.node.ip)
+        self.files = PodFiles(
+            self.folder, self.node.root, self.pod, self.kubelet.settings.kubeconfig, self.node.ip, self.pod_ip
+        )
         self.files.materialise(self.kubelet.store)
         spec = self.pod.get("spec") or {}
         self.publish()
@@ -252,7 +255,7 @@ class PodWorker:
         while True:
             if state.restart_count and state.last_state:
                 self.kubelet.logs.restarted(self.namespace, self.name, state.name)
-            runtime = self.kubelet.runtime(self, container)
+            runtime = self.kubelet.runtime(self, container, init)
             state.runtime = runtime
             started = self.kubelet.registry.clock()
             state.state = {"running": {"startedAt": started}}
@@ -472,7 +475,7 @@ class Kubelet(Reconciler):
 
     # ------------------------------------------------------------ runtimes
 
-    def runtime(self, worker: PodWorker, container: dict[str, Any]) -> Runtime:
+    def runtime(self, worker: PodWorker, container: dict[str, Any], init: bool = False) -> Runtime:
         rule = image_kind(str(container.get("image", "")), self.settings.image_rules)
         kind = rule.kind
         if kind == "nvidia-device-plugin":
@@ -485,7 +488,7 @@ class Kubelet(Reconciler):
             return Emulated(self, worker, container, "plugin")
         if kind in ("node-agent", "operator", "process") and self.settings.run_processes and worker.files is not None:
             return ProcessRuntime(self._process(worker, container, rule))
-        return Idle(forever=worker.policy == "Always")
+        return Idle(forever=worker.policy == "Always" and not init)  # init containers run to completion
 
     def _process(self, worker: PodWorker, container: dict[str, Any], rule: ImageRule) -> Process:
         files = worker.files

@@ -44,7 +44,7 @@ def expand(text: str, env: Mapping[str, str]) -> str:
     return _VAR.sub(sub, text)
 
 
-def field_value(pod: Mapping[str, Any], path: str, host_ip: str = "") -> str:
+def field_value(pod: Mapping[str, Any], path: str, host_ip: str = "", pod_ip: str = "") -> str:
     meta = pod.get("metadata") or {}
     spec = pod.get("spec") or {}
     status = pod.get("status") or {}
@@ -59,8 +59,8 @@ def field_value(pod: Mapping[str, Any], path: str, host_ip: str = "") -> str:
         "spec.serviceAccountName": spec.get("serviceAccountName", "default"),
         "status.hostIP": status.get("hostIP") or host_ip,
         "status.hostIPs": status.get("hostIP") or host_ip,
-        "status.podIP": status.get("podIP"),
-        "status.podIPs": status.get("podIP"),
+        "status.podIP": status.get("podIP") or pod_ip,
+        "status.podIPs": status.get("podIP") or pod_ip,
     }
     if path == "metadata.labels":
         return "\n".join(f'{k}="{v}"' for k, v in sorted((meta.get("labels") or {}).items()))
@@ -133,12 +133,15 @@ def write_atomic(directory: Path, files: Mapping[str, bytes]) -> None:
 class PodFiles:
     """The host side of one pod: its volumes and its containers' own folders."""
 
-    def __init__(self, root: Path, node_root: Path, pod: dict[str, Any], kubeconfig: Path, host_ip: str) -> None:
+    def __init__(
+        self, root: Path, node_root: Path, pod: dict[str, Any], kubeconfig: Path, host_ip: str, pod_ip: str = ""
+    ) -> None:
         self.root = root
         self.node_root = node_root
         self.pod = pod
         self.kubeconfig = kubeconfig
         self.host_ip = host_ip
+        self.pod_ip = pod_ip or host_ip
         self.volumes: dict[str, Path] = {}
         self._written: dict[str, dict[str, bytes]] = {}
         root.mkdir(parents=True, exist_ok=True)
@@ -197,7 +200,7 @@ class PodFiles:
             ref = item.get("fieldRef") or {}
             if ref:
                 files[str(item.get("path"))] = field_value(
-                    self.pod, str(ref.get("fieldPath", "")), self.host_ip
+                    self.pod, str(ref.get("fieldPath", "")), self.host_ip, self.pod_ip
                 ).encode()
         return files
 
@@ -262,7 +265,7 @@ class PodFiles:
             ref = item["valueFrom"] or {}
             value: str | None = None
             if "fieldRef" in ref:
-                value = field_value(self.pod, str(ref["fieldRef"].get("fieldPath", "")), self.host_ip)
+                value = field_value(self.pod, str(ref["fieldRef"].get("fieldPath", "")), self.host_ip, self.pod_ip)
             elif "configMapKeyRef" in ref or "secretKeyRef" in ref:
                 is_cm = "configMapKeyRef" in ref
                 sel = ref["configMapKeyRef" if is_cm else "secretKeyRef"]

@@ -19,18 +19,13 @@ from kubesim.controllers.reconciler import (
     Reconciler,
     active,
     condition,
-    controller_uid,
     owner_ref,
     phase,
     pod_ready,
     terminating,
 )
 from kubesim.registry import Registry
-from kubesim.store import Event, GroupResource, Stored
-
-
-def _owned(store: Any, gr: GroupResource, namespace: str, uid: str) -> list[Stored]:
-    return [s for s in store.items(gr, namespace) if controller_uid(s.obj) == uid]
+from kubesim.store import Event, Stored
 
 
 def _owner_keys(event: Event, kind: str) -> list[Hashable]:
@@ -85,7 +80,9 @@ def _pod_from_template(
 class DaemonSetController(Reconciler):
     """One pod per eligible node; pods go when a node stops matching (the `gpu.deploy.*` pause); rolling update."""
 
+    pace = 5.0
     watches = frozenset({DAEMONSETS, PODS, NODES})
+    owned = PODS
 
     def keys_for(self, event: Event) -> Iterable[Hashable]:
         if event.gr == DAEMONSETS:
@@ -109,7 +106,7 @@ class DaemonSetController(Reconciler):
         tspec = template.get("spec") or {}
         revision = scheduling.template_hash(template)
         generation = int(ds["metadata"].get("generation", 1))
-        pods = _owned(self.store, PODS, namespace, str(ds["metadata"].get("uid")))
+        pods = self.owned_by(str(ds["metadata"].get("uid")))
         by_node: dict[str, list[dict[str, Any]]] = {}
         for owned in pods:
             by_node.setdefault(str((owned.obj.get("spec") or {}).get("nodeName", "")), []).append(owned.obj)
@@ -125,8 +122,7 @@ class DaemonSetController(Reconciler):
             alive = sorted(
                 (p for p in node_pods if active(p)), key=lambda p: str(p["metadata"].get("creationTimestamp", ""))
             )
-            should_run = scheduling.daemon_should_run(tspec, node)
-            should_continue = scheduling.daemon_should_continue(tspec, node)
+            should_run, should_continue = scheduling.daemon_placement(tspec, node)
             if alive and not should_continue:
                 for pod in alive:
                     self.delete(PODS, namespace, pod["metadata"]["name"])
@@ -205,7 +201,9 @@ class DaemonSetController(Reconciler):
 
 
 class ReplicaSetController(Reconciler):
+    pace = 5.0
     watches = frozenset({REPLICASETS, PODS})
+    owned = PODS
 
     def keys_for(self, event: Event) -> Iterable[Hashable]:
         if event.gr == REPLICASETS:
@@ -220,7 +218,7 @@ class ReplicaSetController(Reconciler):
         rs = current.obj
         spec = rs.get("spec") or {}
         replicas = int(spec.get("replicas", 1))
-        pods = [p.obj for p in _owned(self.store, PODS, namespace, str(rs["metadata"].get("uid")))]
+        pods = [p.obj for p in self.owned_by(str(rs["metadata"].get("uid")))]
         alive = [p for p in pods if active(p)]
         if len(alive) < replicas:
             for _ in range(replicas - len(alive)):
@@ -258,7 +256,9 @@ REVISION = "deployment.kubernetes.io/revision"
 
 
 class DeploymentController(Reconciler):
+    pace = 5.0
     watches = frozenset({DEPLOYMENTS, REPLICASETS})
+    owned = REPLICASETS
 
     def keys_for(self, event: Event) -> Iterable[Hashable]:
         if event.gr == DEPLOYMENTS:
@@ -275,7 +275,7 @@ class DeploymentController(Reconciler):
         replicas = int(spec.get("replicas", 1))
         template = spec.get("template") or {}
         pod_hash = scheduling.template_hash(template)
-        owned = [s.obj for s in _owned(self.store, REPLICASETS, namespace, str(d["metadata"].get("uid")))]
+        owned = [s.obj for s in self.owned_by(str(d["metadata"].get("uid")))]
         new_rs = next(
             (r for r in owned if (r["metadata"].get("labels") or {}).get("pod-template-hash") == pod_hash), None
         )
@@ -303,7 +303,7 @@ class DeploymentController(Reconciler):
                         keep = min(int((r.get("spec") or {}).get("replicas", 1)), allowed_old)
                         self._scale(r, keep)
                         allowed_old -= keep
-        rs_now = [s.obj for s in _owned(self.store, REPLICASETS, namespace, str(d["metadata"].get("uid")))]
+        rs_now = [s.obj for s in self.owned_by(str(d["metadata"].get("uid")))]
         new_now = next(
             (r for r in rs_now if (r["metadata"].get("labels") or {}).get("pod-template-hash") == pod_hash), None
         )
@@ -414,7 +414,9 @@ class DeploymentController(Reconciler):
 class JobController(Reconciler):
     """Runs pods to completion (completions, parallelism, backoffLimit): what Helm hooks and `--wait-for-jobs` need."""
 
+    pace = 5.0
     watches = frozenset({JOBS, PODS})
+    owned = PODS
 
     def keys_for(self, event: Event) -> Iterable[Hashable]:
         if event.gr == JOBS:
@@ -431,7 +433,7 @@ class JobController(Reconciler):
         status = dict(job.get("status") or {})
         conditions = list(status.get("conditions") or [])
         finished = any(c.get("type") in ("Complete", "Failed") and c.get("status") == "True" for c in conditions)
-        pods = [p.obj for p in _owned(self.store, PODS, namespace, str(job["metadata"].get("uid")))]
+        pods = [p.obj for p in self.owned_by(str(job["metadata"].get("uid")))]
         succeeded = sum(1 for p in pods if phase(p) == "Succeeded")
         failed = sum(1 for p in pods if phase(p) == "Failed")
         running = [p for p in pods if active(p)]
@@ -505,22 +507,38 @@ class Scheduler(Reconciler):
 
     watches = frozenset({PODS, NODES})
 
+    def __init__(self, registry: Registry) -> None:
+        self._pending: set[tuple[str, str]] = set()  # unscheduled, live pods (kept by the listener)
+        self._bound: dict[tuple[str, str], tuple[str, dict[str, int]]] = {}  # live bound pods: node, resources
+        super().__init__(registry)
+        for stored in self.store.items(PODS):
+            self._track(stored, deleted=False)
+
+    def _track(self, stored: Stored, deleted: bool) -> None:
+        key = (stored.namespace, stored.name)
+        pod = stored.obj
+        node = (pod.get("spec") or {}).get("nodeName")
+        live = not deleted and not terminating(pod) and active(pod)
+        if live and not node:
+            self._pending.add(key)
+        else:
+            self._pending.discard(key)
+        if live and node:
+            self._bound[key] = (str(node), scheduling.requested_extended(pod.get("spec") or {}))
+        else:
+            self._bound.pop(key, None)
+
     def keys_for(self, event: Event) -> Iterable[Hashable]:
         if event.gr == PODS:
-            pod = event.new.obj
-            if event.type != "DELETED" and not (pod.get("spec") or {}).get("nodeName") and not terminating(pod):
+            was_bound = (event.new.namespace, event.new.name) in self._bound
+            self._track(event.new, deleted=event.type == "DELETED")
+            if (event.new.namespace, event.new.name) in self._pending:
                 return [(event.new.namespace, event.new.name)]
-            if event.type == "DELETED" and (pod.get("spec") or {}).get("nodeName"):
-                return self._pending()  # freed resources
+            still_bound = (event.new.namespace, event.new.name) in self._bound
+            if was_bound and not still_bound:
+                return sorted(self._pending)  # freed resources
             return []
-        return self._pending()
-
-    def _pending(self) -> list[Hashable]:
-        return [
-            (p.namespace, p.name)
-            for p in self.store.items(PODS)
-            if not (p.obj.get("spec") or {}).get("nodeName") and not terminating(p.obj) and active(p.obj)
-        ]
+        return sorted(self._pending)
 
     def reconcile(self, key: Any) -> None:
         namespace, name = key
@@ -532,13 +550,11 @@ class Scheduler(Reconciler):
         nodes = [n.obj for n in self.store.items(NODES)]
         used: dict[str, dict[str, int]] = {}
         load: dict[str, int] = {}
-        for other in self.store.items(PODS):
-            node = (other.obj.get("spec") or {}).get("nodeName")
-            if node and active(other.obj):
-                load[node] = load.get(node, 0) + 1
-                bucket = used.setdefault(node, {})
-                for res, count in scheduling.requested_extended(other.obj.get("spec") or {}).items():
-                    bucket[res] = bucket.get(res, 0) + count
+        for bound_node, requested in self._bound.values():
+            load[bound_node] = load.get(bound_node, 0) + 1
+            bucket = used.setdefault(bound_node, {})
+            for res, count in requested.items():
+                bucket[res] = bucket.get(res, 0) + count
         reasons: dict[str, int] = {}
         fits = []
         for node in nodes:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Hashable, Iterable
 from typing import Any
 
@@ -28,6 +29,11 @@ class Reconciler:
     """Subclasses list the group-resources they watch, map an event to keys (`keys_for`) and implement `reconcile`."""
 
     watches: frozenset[GroupResource] = frozenset()
+    owned: GroupResource | None = None  # index objects of this group-resource by their controller's uid
+    # Pacing per key: a pass that took d seconds is followed by the next one no sooner than `pace` x d seconds after
+    # it ended. In a small cluster a pass takes well under a millisecond, so changes are handled at once; over
+    # thousands of pods a burst of status writes costs a few passes instead of one per event.
+    pace: float = 0.0
 
     def __init__(self, registry: Registry) -> None:
         self.registry = registry
@@ -35,11 +41,42 @@ class Reconciler:
         self._dirty: dict[Hashable, None] = {}
         self._wake = asyncio.Event()
         self._busy = False
+        self._by_owner: dict[str, set[tuple[str, str]]] = {}
+        self._cost: dict[Hashable, tuple[float, float]] = {}  # key -> (duration of the last pass, when it ended)
+        self._deferred: set[Hashable] = set()
+        if self.owned is not None:
+            for stored in self.store.items(self.owned):
+                self._index(stored, None)
         self.store.add_listener(self._on_event)
 
     # ------------------------------------------------------------ queue
 
+    def _index(self, new: Stored | None, old: Stored | None) -> None:
+        if old is not None:
+            uid = controller_uid(old.obj)
+            if uid:
+                self._by_owner.get(uid, set()).discard((old.namespace, old.name))
+        if new is not None:
+            uid = controller_uid(new.obj)
+            if uid:
+                self._by_owner.setdefault(uid, set()).add((new.namespace, new.name))
+
+    def owned_by(self, uid: str) -> list[Stored]:
+        """The objects of `owned` whose controller has this uid (kept by the listener: no scan)."""
+        assert self.owned is not None
+        result = []
+        for namespace, name in sorted(self._by_owner.get(uid, ())):
+            stored = self.store.get(self.owned, namespace, name)
+            if stored is not None:
+                result.append(stored)
+        return result
+
     def _on_event(self, event: Event) -> None:
+        if event.gr == self.owned:
+            if event.type == "DELETED":
+                self._index(None, event.new)
+            else:
+                self._index(event.new, event.old)
         if event.gr in self.watches:
             for key in self.keys_for(event):
                 self.enqueue(key)
@@ -55,7 +92,11 @@ class Reconciler:
         asyncio.get_running_loop().call_later(max(delay, 0.0), self.enqueue, key)
 
     def idle(self) -> bool:
-        return not self._dirty and not self._busy
+        return not self._dirty and not self._busy and not self._deferred
+
+    def _release(self, key: Hashable) -> None:
+        self._deferred.discard(key)
+        self.enqueue(key)
 
     def reconcile(self, key: Any) -> None:
         raise NotImplementedError
@@ -64,9 +105,19 @@ class Reconciler:
         while True:
             await self._wake.wait()
             self._wake.clear()
+            loop = asyncio.get_running_loop()
             while self._dirty:
                 key = next(iter(self._dirty))
                 del self._dirty[key]
+                if self.pace and key in self._cost:
+                    took, ended = self._cost[key]
+                    wait = self.pace * took - (loop.time() - ended)
+                    if wait > 0:
+                        if key not in self._deferred:
+                            self._deferred.add(key)
+                            loop.call_later(wait, self._release, key)
+                        continue
+                started = time.perf_counter()
                 self._busy = True
                 try:
                     self.reconcile(key)
@@ -74,6 +125,8 @@ class Reconciler:
                     log.exception("%s failed on %s", type(self).__name__, key)
                 finally:
                     self._busy = False
+                    if self.pace:
+                        self._cost[key] = (time.perf_counter() - started, loop.time())
                 await asyncio.sleep(0)  # let the API serve between keys
 
     # ------------------------------------------------------------ writes

@@ -139,6 +139,20 @@ def daemon_should_continue(pod_spec: Mapping[str, Any], node: Mapping[str, Any])
     return not untolerated(tolerations, node_taints(node), ("NoExecute",))
 
 
+def daemon_placement(pod_spec: Mapping[str, Any], node: Mapping[str, Any]) -> tuple[bool, bool]:
+    """(should run, should continue running) in one pass."""
+    if not node_matches(pod_spec, node):
+        return False, False
+    taints = node_taints(node)
+    if not taints:
+        return True, True
+    tolerations = [*(pod_spec.get("tolerations") or []), *DAEMON_TOLERATIONS]
+    return (
+        not untolerated(tolerations, taints, ("NoSchedule", "NoExecute")),
+        not untolerated(tolerations, taints, ("NoExecute",)),
+    )
+
+
 def with_daemon_tolerations(tolerations: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     result = [dict(t) for t in tolerations]
     for tol in DAEMON_TOLERATIONS:

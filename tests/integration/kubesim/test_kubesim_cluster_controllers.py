@@ -123,7 +123,10 @@ def deployment(replicas: int) -> str:
                 "selector": {"matchLabels": {"app": "web"}},
                 "template": {
                     "metadata": {"labels": {"app": "web"}},
-                    "spec": {"containers": [{"name": "web", "image": "registry.example.com/web:1"}]},
+                    "spec": {
+                        "initContainers": [{"name": "setup", "image": "registry.example.com/setup:1"}],
+                        "containers": [{"name": "web", "image": "registry.example.com/web:1"}],
+                    },
                 },
             },
         }
@@ -149,6 +152,8 @@ def test_deployment_becomes_available_and_a_job_completes(tools: Tools) -> None:
     rs = json.loads(tools.kubectl("get", "rs", "-l", "app=web", "-o", "json").stdout)["items"]
     assert len(rs) == 1 and rs[0]["metadata"]["ownerReferences"][0]["kind"] == "Deployment"
     assert len(running_on(tools, "app=web")) == 2  # spread over the two untainted nodes
+    init = pods(tools, "app=web")[0]["status"]["initContainerStatuses"][0]
+    assert init["state"]["terminated"]["exitCode"] == 0  # the init container ran to completion first
     tools.kubectl("set", "image", "deploy/web", "web=registry.example.com/web:2")
     tools.kubectl("rollout", "status", "deploy/web", "--timeout=60s")
     images = {

@@ -29,6 +29,7 @@ def test_daemon_follows_the_gate_label(value: str | None, runs: bool) -> None:
     labels = {} if value is None else {GATE: value}
     assert scheduling.daemon_should_run(spec, node(labels)) is runs
     assert scheduling.daemon_should_continue(spec, node(labels)) is runs
+    assert scheduling.daemon_placement(spec, node(labels)) == (runs, runs)
 
 
 def test_required_node_affinity_terms_are_ored_and_match_fields() -> None:
@@ -56,6 +57,7 @@ def test_taints_and_tolerations() -> None:
     taint = {"key": "dedicated", "value": "infra", "effect": "NoSchedule"}
     assert not scheduling.daemon_should_run({}, node(taints=[taint]))
     assert scheduling.daemon_should_continue({}, node(taints=[taint]))  # NoSchedule never evicts a running pod
+    assert scheduling.daemon_placement({}, node(taints=[taint])) == (False, True)
     tolerating = {"tolerations": [{"key": "dedicated", "operator": "Equal", "value": "infra"}]}
     assert scheduling.daemon_should_run(tolerating, node(taints=[taint]))
     wrong_value = {"tolerations": [{"key": "dedicated", "operator": "Equal", "value": "db"}]}
@@ -174,6 +176,7 @@ def test_pod_files_env_paths_and_volumes(tmp_path: Path) -> None:
             {"name": "FILE", "value": "/cfg/default.yaml"},
             {"name": "APP", "valueFrom": {"fieldRef": {"fieldPath": "metadata.labels['app']"}}},
             {"name": "KEY", "valueFrom": {"configMapKeyRef": {"name": "cfg", "key": "config.yaml"}}},
+            {"name": "IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
         ],
         "volumeMounts": [
             {"name": "cfg", "mountPath": "/cfg"},
@@ -181,10 +184,10 @@ def test_pod_files_env_paths_and_volumes(tmp_path: Path) -> None:
             {"name": "info", "mountPath": "/etc/podinfo"},
         ],
     }
-    files = PodFiles(tmp_path / "pod", tmp_path / "root", pod, tmp_path / "kubeconfig", "10.0.0.10")
+    files = PodFiles(tmp_path / "pod", tmp_path / "root", pod, tmp_path / "kubeconfig", "10.0.0.10", "10.244.0.7")
     files.materialise(store)
     env = files.environment(store, container)
-    assert env["NODE"] == "n1" and env["APP"] == "x" and env["KEY"] == "a: 1"
+    assert env["NODE"] == "n1" and env["APP"] == "x" and env["KEY"] == "a: 1" and env["IP"] == "10.244.0.7"
     assert Path(env["FILE"]).read_text() == "a: 1"
     argv = files.argv(container, env, ())
     assert argv[0] == "run"
