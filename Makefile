@@ -45,6 +45,7 @@ bench: $(VENV)/.installed
 
 crds: $(VENV)/.installed
 	$(PY) -m gpu_operator.crd crds/nvidia.com_clusterpolicies.yaml
+	cp crds/nvidia.com_clusterpolicies.yaml charts/gpu-operator/crds/nvidia.com_clusterpolicies.yaml
 
 clean:
 	rm -rf $(VENV) .tools .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -214,6 +214,9 @@ class Condition(_Leaf):
 class ClusterPolicyStatus(_Leaf):
     state: State = Field(description="Overall state: ready, notReady or ignored.")
     namespace: str | None = Field(default=None, description="Namespace of the operator and its operands.")
+    observed_generation: int | None = Field(
+        default=None, description="The metadata.generation the status was computed for (read by helm --wait)."
+    )
     conditions: list[Condition] | None = Field(default=None, description="Ready and Error conditions.")
 
 

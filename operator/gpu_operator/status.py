@@ -107,7 +107,9 @@ def compute_status(observed: Observed, previous: Mapping[str, Any] | None, now: 
             _condition(READY, True, reason, message, gen, old_conditions, now),
             _condition(ERROR, False, READY, "", gen, old_conditions, now),
         ]
-    return {"state": state, "namespace": observed.namespace, "conditions": conditions}
+    # status.observedGeneration is what `helm upgrade --wait` (kstatus) and GitOps tools read to know the new spec
+    # has been acted on; the conditions carry it too, as NVIDIA's do.
+    return {"state": state, "namespace": observed.namespace, "observedGeneration": gen, "conditions": conditions}
 
 
 def ignored_status(previous: Mapping[str, Any] | None, namespace: str) -> dict[str, Any]:
@@ -118,7 +120,7 @@ def ignored_status(previous: Mapping[str, Any] | None, namespace: str) -> dict[s
 def status_differs(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> bool:
     """Whether writing `new` would change anything (no write when nothing changed)."""
     old = old or {}
-    if old.get("state") != new.get("state") or old.get("namespace") != new.get("namespace"):
+    if any(old.get(k) != new.get(k) for k in ("state", "namespace", "observedGeneration")):
         return True
     return list(old.get("conditions") or []) != list(new.get("conditions") or [])
 

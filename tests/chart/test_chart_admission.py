@@ -1,17 +1,15 @@
 """The node-scope ValidatingAdmissionPolicy, evaluated: its CEL expressions (standard CEL only, so that a CEL
-interpreter gives what the API server gives) run with cel-python over admission requests of the MIG manager.
-
-Skipped where cel-python is not installed (kubesim does not run admission policies)."""
+interpreter gives what the API server gives) run with cel-python (a dev dependency) over admission requests of the
+MIG manager: kubesim does not run admission policies."""
 
 from __future__ import annotations
 
 import copy
 from typing import Any
 
+import celpy
 import pytest
 from chart_support import NAMESPACE, one, render
-
-celpy = pytest.importorskip("celpy")
 
 AGENT = f"system:serviceaccount:{NAMESPACE}:nvidia-mig-manager"
 NODE = {

@@ -139,3 +139,10 @@ def test_select_active_oldest_then_lowest_name() -> None:
     assert select_active([a, b, c]) is b
     assert select_active([c, a]) is a
     assert select_active([]) is None
+
+
+def test_status_carries_the_observed_generation() -> None:
+    status = compute_status(_observed(), None, T0)
+    assert status["observedGeneration"] == _observed().generation
+    assert all(c["observedGeneration"] == _observed().generation for c in status["conditions"])
+    assert status_differs(status, {**status, "observedGeneration": status["observedGeneration"] + 1})
