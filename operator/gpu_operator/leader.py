@@ -55,10 +55,17 @@ class LeaderElector:
             "leaseTransitions": transitions,
         }
 
-    def try_acquire_or_renew(self) -> bool:
-        """One attempt; True when this process holds the lease afterwards."""
+    def try_acquire_or_renew(self, create: bool = True) -> bool:
+        """One attempt; True when this process holds the lease afterwards.
+
+        Renewals pass `create=False`: a Lease deleted under a running leader (helm uninstall) means the lease is lost,
+        and recreating it would leave an object behind that nobody owns.
+        """
         try:
             lease = self.kube.get(self.path)
+            if lease is None and not create:
+                log.warning("leader election: lease %s/%s is gone", self.namespace, self.name)
+                return False
             if lease is None:
                 body = {
                     "apiVersion": "coordination.k8s.io/v1",
@@ -116,7 +123,7 @@ class LeaderElector:
     def keep(self, stop: threading.Event, on_lost: Callable[[], None]) -> None:
         """Renew until `stop`; call `on_lost` when the lease cannot be renewed within its duration."""
         while not stop.wait(self.renew_period):
-            if self.try_acquire_or_renew():
+            if self.try_acquire_or_renew(create=False):
                 continue
             if time.monotonic() - self._last_renew >= self.lease_duration or self._held_by_other():
                 log.error("leader election: lost lease %s/%s", self.namespace, self.name)
