@@ -543,7 +543,12 @@ class ApiServer:
             gone = err
         resp = web.StreamResponse(status=200, headers={"Content-Type": JSON, "Cache-Control": "no-cache"})
         resp.enable_chunked_encoding()
-        await resp.prepare(request)
+        try:
+            await resp.prepare(request)
+        except ConnectionError:  # the client went away (a process that was stopped) before the stream began
+            if watcher is not None:
+                self.store.unwatch(watcher)
+            return resp
         if gone is not None or watcher is None:
             assert gone is not None
             await resp.write(dumps({"type": "ERROR", "object": gone.status()}) + b"\n")
@@ -785,7 +790,10 @@ class ApiServer:
             return web.Response(text=text, content_type="text/plain")
         resp = web.StreamResponse(status=200, headers={"Content-Type": "text/plain"})
         resp.enable_chunked_encoding()
-        await resp.prepare(request)
+        try:
+            await resp.prepare(request)
+        except ConnectionError:
+            return resp
         sent = len(lines)
         try:
             if shown:
