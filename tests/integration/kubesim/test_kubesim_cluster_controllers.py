@@ -174,6 +174,32 @@ def test_deployment_becomes_available_and_a_job_completes(tools: Tools) -> None:
     assert job["status"]["succeeded"] == 1
     assert pods(tools, "job-name=once")[0]["status"]["phase"] == "Succeeded"
 
+    failing = {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": "fails", "namespace": "default"},
+        "spec": {
+            "backoffLimit": 1,
+            "template": {
+                "spec": {
+                    "restartPolicy": "Never",
+                    "containers": [
+                        {
+                            "name": "task",
+                            "image": "kubesim-test/python",
+                            "command": ["python", "-c", "raise SystemExit(1)"],
+                        }
+                    ],
+                }
+            },
+        },
+    }
+    tools.kubectl("apply", "-f", "-", stdin=json.dumps(failing))
+    tools.kubectl("wait", "--for=condition=failed", "job/fails", "--timeout=60s")
+    job = json.loads(tools.kubectl("get", "job", "fails", "-o", "json").stdout)
+    assert job["status"]["failed"] == 2  # the first pod and one retry (backoffLimit 1)
+    assert {p["status"]["phase"] for p in pods(tools, "job-name=fails")} == {"Failed"}
+
 
 def test_deletion_honours_the_grace_period(tools: Tools, sim: KubeSim) -> None:
     program = (
