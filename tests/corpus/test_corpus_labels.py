@@ -102,6 +102,7 @@ def test_bad_label_value(case: dict[str, Any], live: Live) -> None:
     if case["outcome"] == "idle":
         action = decide(Observed({**GATES, CONFIG_LABEL: value}, {}), {})
         assert action.kind is Kind.IDLE and action.patch is None, action
+        assert not missing(action.kind.name, case["expect"]), action
         return
     before_node = node(core)["metadata"]
     before_gpus = read_state(live.gpu_state)["gpus"]
