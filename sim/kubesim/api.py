@@ -781,6 +781,14 @@ class ApiServer:
             raise bad_request(f"container {container} is not valid for pod {t.name}")
         previous = q.get("previous") in ("true", "1")
         lines = self.logs.lines(t.namespace, t.name, container, previous)
+        status: dict[str, Any] = next(
+            (c for c in (pod.get("status") or {}).get("containerStatuses") or [] if c.get("name") == container), {}
+        )
+        if previous and not lines and not status.get("lastState"):
+            raise bad_request(f'previous terminated container "{container}" in pod "{t.name}" not found')
+        waiting = (status.get("state") or {}).get("waiting") or {}
+        if not previous and not lines and waiting.get("reason") in ("ContainerCreating", "PodInitializing"):
+            raise bad_request(f'container "{container}" in pod "{t.name}" is waiting to start: {waiting["reason"]}')
         tail = int(q["tailLines"]) if q.get("tailLines") else None
         shown = lines[-tail:] if tail is not None and tail >= 0 else lines
         if tail == 0:

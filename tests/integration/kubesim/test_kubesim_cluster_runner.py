@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from kubesim.server import KubeSim
+from kubesim.server import Config, KubeSim
 from kubesim.testing import Tools, cluster_config, wait_for
 from kubesim.topology import ImageRule, NodeSpec, Topology
 
@@ -121,3 +121,27 @@ def test_process_runner(sim: KubeSim, tmp_path: Path) -> None:
     assert "settings: exit" in previous and "settings: three" not in previous
     pod = json.loads(tools.kubectl("get", "pod", "prog", "-o", "json").stdout)
     assert pod["status"]["phase"] == "Running"
+
+
+def test_logs_of_a_container_that_has_not_started(tmp_path: Path) -> None:
+    with KubeSim(Config(workload_status=False)) as sim:
+        tools = Tools(sim, tmp_path)
+        pod = {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": "slow", "namespace": "default"},
+            "spec": {"containers": [{"name": "main", "image": "example.com/x:1"}]},
+        }
+        tools.kubectl("apply", "-f", "-", stdin=json.dumps(pod))
+        status = {
+            "phase": "Pending",
+            "containerStatuses": [{"name": "main", "state": {"waiting": {"reason": "ContainerCreating"}}}],
+        }
+        tools.kubectl(
+            "patch", "pod", "slow", "--subresource=status", "--type=merge", "-p", json.dumps({"status": status})
+        )
+        got = tools.kubectl("logs", "slow", check=False)
+        assert got.returncode != 0
+        assert 'container "main" in pod "slow" is waiting to start: ContainerCreating' in got.stderr
+        got = tools.kubectl("logs", "slow", "--previous", check=False)
+        assert 'previous terminated container "main" in pod "slow" not found' in got.stderr
