@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 TOOLS := .tools/bin
 export PATH := $(CURDIR)/$(TOOLS):$(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: setup tools test lint typecheck unit demo bench clean crds
+.PHONY: setup tools test lint typecheck unit demo demo-planner sim sim-down images bench clean crds
 
 setup: $(VENV)/.installed tools
 
@@ -34,8 +34,29 @@ unit: setup
 
 test: setup lint typecheck unit
 
-demo: $(VENV)/.installed
+# NVIDIA's MIG workflows 1-9 with the real helm and kubectl on a fresh simulated cluster (torn down at the end)
+demo: setup
 	$(PY) scripts/demo.py
+
+# the offline planner: MIG geometries for an 8x H100 80GB node, with its explanations
+demo-planner: $(VENV)/.installed
+	$(PY) scripts/demo_planner.py
+
+# the simulated cluster in the background (state in .kubesim/) with the chart installed; sim-down stops it
+sim: setup
+	$(PY) scripts/sim.py up
+
+sim-down: $(VENV)/.installed
+	$(PY) scripts/sim.py down
+
+# the operator and node agent images, with the chart's default names (needs a Docker engine; not run in CI)
+IMAGE_REPOSITORY ?= ghcr.io/gpu-operator-mig
+IMAGE_VERSION ?= 0.1.0
+images:
+	@command -v docker >/dev/null 2>&1 || { echo "make images: the docker command is not installed; install Docker to build the images" >&2; exit 1; }
+	@docker info >/dev/null 2>&1 || { echo "make images: no Docker engine is reachable (docker info failed): start it, or point DOCKER_HOST at one" >&2; exit 1; }
+	docker build -f images/operator.Dockerfile -t $(IMAGE_REPOSITORY)/gpu-operator:$(IMAGE_VERSION) .
+	docker build -f images/node-agent.Dockerfile -t $(IMAGE_REPOSITORY)/mig-manager:$(IMAGE_VERSION) .
 
 bench: $(VENV)/.installed
 	$(PY) bench/planner.py

@@ -1,4 +1,4 @@
-"""`make demo`: the offline planner on an 8x H100 80GB node, through the real `mig-parted` command line."""
+"""`make demo-planner`: the offline planner on an 8x H100 80GB node, through the real `mig-parted` command line."""
 
 from __future__ import annotations
 
