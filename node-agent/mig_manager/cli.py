@@ -232,6 +232,14 @@ def cmd_validate(args: argparse.Namespace, io: _Io) -> int:
     except MigManagerError as exc:
         print(f"invalid: {exc}", file=io.err)
         return EXIT_FAILED
+    if not names:
+        # NVIDIA's parser accepts an empty document or a bare `version: v1`, but such a file can never be applied.
+        print(
+            f'invalid: {args.config_file}: holds no MIG configs; a config file needs "version": "v1" and at least one '
+            'named config under "mig-configs"',
+            file=io.err,
+        )
+        return EXIT_FAILED
     gpus = parse_gpus(args.gpus) if args.gpus else None
     failed = 0
     for name in names:

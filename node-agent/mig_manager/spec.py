@@ -997,3 +997,42 @@ def select_config(spec: MigPartedSpec, name: str | None) -> tuple[str, tuple[Mig
         available=available,
         suggestion=suggestion,
     )
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# GPU clients file (NVIDIA's clients.yaml): the host services the agent stops while MIG changes.
+
+GPU_CLIENTS_KEYS = ("version", "systemd-services")
+
+
+def parse_gpu_clients(text: str, source: str = "clients.yaml") -> list[str]:
+    """The `systemd-services` of a GPU clients file (`version: v1`, `systemd-services: [unit, ...]`).
+
+    NVIDIA's parser ignores anything it does not know, so a misspelt key or a bare list silently stops no service and
+    the GPU stays busy through a MIG change; here both are errors. An empty file lists no services.
+    """
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise SpecFormatError(f"{source}: not valid YAML: {exc}", source=source) from None
+    if doc is None:
+        return []
+    example = 'e.g. "version: v1" and "systemd-services: [nvsm.service, nvidia-dcgm.service]"'
+    if not isinstance(doc, dict):
+        raise SpecFormatError(
+            f"{source}: must be a mapping with the keys {', '.join(GPU_CLIENTS_KEYS)}, got a {type(doc).__name__}; "
+            f"{example}",
+            source=source,
+        )
+    unknown = sorted(str(k) for k in doc if k not in GPU_CLIENTS_KEYS)
+    if unknown:
+        raise SpecFormatError(
+            f"{source}: unknown key {', '.join(repr(k) for k in unknown)}; valid keys: {', '.join(GPU_CLIENTS_KEYS)}",
+            source=source,
+        )
+    services = doc.get("systemd-services")
+    if services is None:
+        return []
+    if not isinstance(services, list) or not all(isinstance(s, str) and s.strip() for s in services):
+        raise SpecFormatError(f"{source}: systemd-services must be a list of unit names, {example}", source=source)
+    return list(services)

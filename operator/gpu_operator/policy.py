@@ -77,7 +77,9 @@ class ComponentSpec(_Open):
         default=None, description="Image name; alone (without repository and version) a full reference."
     )
     version: str | None = Field(default=None, description="Image tag, or a digest starting with sha256:.")
-    image_pull_policy: str | None = Field(default=None, description="Image pull policy (Always, Never, IfNotPresent).")
+    image_pull_policy: Literal["Always", "Never", "IfNotPresent"] | None = Field(
+        default=None, description="Image pull policy (Always, Never, IfNotPresent)."
+    )
     image_pull_secrets: list[str] | None = Field(default=None, description="Image pull secrets.")
     resources: ResourceRequirements | None = Field(default=None, description="Resources of the component's containers.")
     args: list[str] | None = Field(default=None, description="Arguments of the main container.")

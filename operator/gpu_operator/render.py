@@ -49,7 +49,6 @@ DEFAULT_TOLERATIONS: list[dict[str, Any]] = [{"key": "nvidia.com/gpu", "operator
 DEFAULT_PRIORITY_CLASS = "system-node-critical"
 PROTECTED_POD_LABELS = ("app", "app.kubernetes.io/part-of")
 MIG_CONFIG_DIR = "/mig-parted-config"
-PULL_POLICIES = ("Always", "Never", "IfNotPresent")
 
 _ENV = jinja2.Environment(
     loader=jinja2.PackageLoader("gpu_operator", "templates"),
@@ -107,7 +106,7 @@ def image_path(spec: ComponentSpec, component: str, image_env: Mapping[str, str]
 
 
 def pull_policy(spec: ComponentSpec) -> str:
-    return spec.image_pull_policy if spec.image_pull_policy in PULL_POLICIES else "IfNotPresent"
+    return spec.image_pull_policy or "IfNotPresent"  # the CRD and the model allow only the three valid values
 
 
 def _env_entry(var: EnvVar) -> dict[str, Any]:

@@ -11,15 +11,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import yaml
-
 from gpu_operator.errors import InventoryError
 from gpu_operator.inventory import INVENTORY_ANNOTATION, node_gpus, parse_inventory
 from gpu_operator.nodes import DEPLOY_MIG_MANAGER, MIG_CONFIG
 from gpu_operator.policy import DEFAULT_GPU_CLIENTS_CONFIG_MAP, ClusterPolicySpec
-from mig_manager.errors import MigManagerError
+from mig_manager.errors import MigManagerError, SpecError
 from mig_manager.planner import plan_node
-from mig_manager.spec import MigPartedSpec, load_spec
+from mig_manager.spec import MigPartedSpec, load_spec, parse_gpu_clients
 
 CONFIG_KEY = "config.yaml"
 
@@ -138,14 +136,7 @@ def validate_gpu_clients_config(
         keys = ", ".join(sorted(data)) or "none"
         return [Finding(f"{source} has no key {CLIENTS_KEY} (keys: {keys})")]
     try:
-        doc = yaml.safe_load(str(data[CLIENTS_KEY])) or {}
-    except yaml.YAMLError as exc:
-        return [Finding(f"{source} key {CLIENTS_KEY} is not valid YAML: {exc}")]
-    services = doc.get("systemd-services") if isinstance(doc, dict) else None
-    if services is None:
-        services = []
-    if not isinstance(services, list) or not all(isinstance(s, str) for s in services):
-        return [
-            Finding(f"{source} key {CLIENTS_KEY}: systemd-services must be a list of unit names, e.g. [nvsm.service]")
-        ]
+        parse_gpu_clients(str(data[CLIENTS_KEY]), f"{source} key {CLIENTS_KEY}")
+    except SpecError as exc:
+        return [Finding(str(exc))]
     return []

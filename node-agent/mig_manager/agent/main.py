@@ -13,10 +13,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from ..devices.base import GpuBackend
-from ..errors import MigManagerError
+from ..errors import MigManagerError, SpecError
+from ..spec import parse_gpu_clients
 from .agent import Agent
 from .errors import SettingsError, TransientError
 from .host import Host, SimulatedHost, SystemdHost, default_services_path
@@ -58,19 +57,17 @@ def setup_logging(settings: Settings) -> None:
 
 
 def read_clients_file(path: str) -> list[str]:
-    """The `systemd-services` of NVIDIA's clients.yaml (version not checked); no path: no services."""
+    """The `systemd-services` of NVIDIA's clients.yaml; no path: no services."""
     if not path:
         return []
     try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError) as exc:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
         raise SettingsError(f"cannot read the GPU clients file {path}: {exc}") from None
-    services = data.get("systemd-services") if isinstance(data, dict) else None
-    if services is None:
-        return []
-    if not isinstance(services, list) or not all(isinstance(s, str) for s in services):
-        raise SettingsError(f"GPU clients file {path}: systemd-services must be a list of unit names")
-    return list(services)
+    try:
+        return parse_gpu_clients(text, f"GPU clients file {path}")
+    except SpecError as exc:
+        raise SettingsError(str(exc)) from None
 
 
 def make_backend(settings: Settings) -> GpuBackend:

@@ -94,7 +94,7 @@ POLICIES: dict[str, dict[str, Any]] = {
             "hostNetwork": True,
         },
         "devicePlugin": {"env": [{"name": "MIG_STRATEGY", "value": "single"}], "args": ["--fail-on-init-error=false"]},
-        "gfd": {"env": [{"name": "MIG_STRATEGY", "value": "single"}], "imagePullPolicy": "sometimes"},
+        "gfd": {"env": [{"name": "MIG_STRATEGY", "value": "single"}], "imagePullPolicy": "Never"},
         "dcgmExporter": {"image": "nvcr.io/nvidia/k8s/dcgm-exporter@sha256:" + "b" * 64, "env": [{"name": "X"}]},
     },
     "none-strategy": {"mig": {"strategy": "none"}, "daemonsets": {"rollingUpdate": {"maxUnavailable": "25%"}}},
@@ -278,10 +278,9 @@ def test_daemonset_common_settings() -> None:
     assert _ds(_render({}), "gpu-feature-discovery")["spec"]["updateStrategy"] == {"type": "RollingUpdate"}
 
 
-def test_pull_policy_falls_back_to_if_not_present() -> None:
-    assert _container(_ds(_render(POLICIES["mixed-custom"]), "gpu-feature-discovery"))["imagePullPolicy"] == (
-        "IfNotPresent"
-    )
+def test_pull_policy_is_passed_through_and_defaults_to_if_not_present() -> None:
+    assert _container(_ds(_render(POLICIES["mixed-custom"]), "gpu-feature-discovery"))["imagePullPolicy"] == "Never"
+    assert _container(_ds(_render({}), "gpu-feature-discovery"))["imagePullPolicy"] == "IfNotPresent"
 
 
 def test_default_configmaps() -> None:
