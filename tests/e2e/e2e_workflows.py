@@ -67,6 +67,7 @@ KUBECTL_CONFIG = "my-mig-config"
 # Workflow 8: the host's GPU clients to stop around a change (a subset of the node's units).
 CLIENTS = ("nvsm.service", "nvidia-dcgm.service")
 CLIENTS_CONFIG = "my-gpu-clients"
+CLIENTS_YAML = "version: v1\nsystemd-services:\n" + "".join(f"  - {unit}\n" for unit in CLIENTS)
 
 
 class WorkflowError(AssertionError):
@@ -104,6 +105,17 @@ def cluster_config(state_dir: Path | None = None) -> Config:
         reboot_seconds=0.5,
         gpu_poll_interval=0.05,
     )
+
+
+class _BlockDumper(yaml.SafeDumper):
+    """Multi-line strings (a config.yaml inside Helm values) as literal blocks, the way people write them."""
+
+
+def _str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style="|" if "\n" in value else None)
+
+
+_BlockDumper.add_representer(str, _str)
 
 
 @dataclass
@@ -192,7 +204,7 @@ class Workflows:
     ) -> str:
         if echo:
             shown = " ".join(a if re.fullmatch(r"[\w@%+=:,./{}\[\]-]+", a) else f"'{a}'" for a in args)
-            self.say(f"$ {tool} {shown}")
+            self.say(f"$ {tool} {shown.replace(str(self.values_dir) + '/', '')}")
         try:
             proc = subprocess.run(
                 [str(TOOLS / tool), *args],
@@ -289,7 +301,7 @@ class Workflows:
 
     def values_file(self, name: str, values: dict[str, Any]) -> str:
         path = self.values_dir / f"{name}.yaml"
-        path.write_text(yaml.safe_dump(values, sort_keys=False))
+        path.write_text(yaml.dump(values, Dumper=_BlockDumper, sort_keys=False))
         self.say(f"$ cat {path.name}")
         self.show(path.read_text())
         return str(path)
@@ -554,7 +566,7 @@ class Workflows:
                     "gpuClientsConfig": {
                         "create": True,
                         "name": CLIENTS_CONFIG,
-                        "data": {"clients.yaml": yaml.safe_dump({"version": "v1", "systemd-services": list(CLIENTS)})},
+                        "data": {"clients.yaml": CLIENTS_YAML},
                     },
                 },
             },
