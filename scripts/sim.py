@@ -14,6 +14,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -46,6 +47,24 @@ def tool(name: str, *args: str, check: bool = True) -> subprocess.CompletedProce
     return proc
 
 
+def settled(timeout: float = 90.0) -> bool:
+    """Wait (bounded) until the operator has labelled the MIG-capable nodes and every MIG manager has settled."""
+    deadline = time.monotonic() + timeout
+    env = dict(os.environ, KUBECONFIG=str(KUBECONFIG))
+    while time.monotonic() < deadline:
+        proc = subprocess.run(
+            [str(TOOLS / "kubectl"), "get", "nodes", "-o", "json"], env=env, text=True, capture_output=True, check=False
+        )
+        if proc.returncode == 0:
+            nodes = [n["metadata"].get("labels") or {} for n in json.loads(proc.stdout)["items"]]
+            mig = [labels for labels in nodes if labels.get("nvidia.com/gpu.deploy.mig-manager") == "true"]
+            if mig and all(labels.get("nvidia.com/mig.config.state") in ("success", "failed") for labels in mig):
+                return True
+        time.sleep(0.5)
+    print(f"(the MIG managers have not settled within {timeout:.0f}s; the state labels follow)")
+    return False
+
+
 def kubesim(*args: str) -> int:
     return subprocess.run([sys.executable, "-m", "kubesim", *args], cwd=ROOT, check=False).returncode
 
@@ -68,7 +87,9 @@ def up() -> int:
     else:
         install = ("install", "--wait", "--generate-name", "-n", NS, "--create-namespace", "charts/gpu-operator")
         print(tool("helm", *install, "--set", "mig.strategy=single").stdout)
-    print(tool("kubectl", "get", "nodes", "-L", "nvidia.com/mig.capable,nvidia.com/mig.config").stdout)
+    settled()
+    columns = "nvidia.com/mig.capable,nvidia.com/mig.config,nvidia.com/mig.config.state"
+    print(tool("kubectl", "get", "nodes", "-L", columns).stdout)
     print(
         f"""The simulated cluster runs in the background. To use it:
 

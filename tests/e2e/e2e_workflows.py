@@ -395,7 +395,7 @@ class Workflows:
             return True
 
         wait_for(labelled, "every MIG-capable node: mig.capable=true, deploy.mig-manager=true, all-disabled, success")
-        self.kubectl("get", "pods", "-n", NS, "-o", "wide")
+        self.kubectl("get", "pods", "-n", NS)
         self.kubectl("get", "nodes", "-L", f"nvidia.com/mig.capable,{CONFIG},{STATE}")
         cpu = self.labels(CPU)
         expect(
