@@ -157,8 +157,18 @@ def contains(desired: Any, live: Any) -> bool:
     if isinstance(desired, list):
         if not isinstance(live, list) or len(desired) != len(live):
             return False
+        if _keyed(desired) and _keyed(live):
+            # Lists merged by name (containers, env, volumes, ports): server-side apply owns the items, not their
+            # order, so a server that orders them differently must not make every reconcile write again.
+            by_name = {item["name"]: item for item in live}
+            return all(d["name"] in by_name and contains(d, by_name[d["name"]]) for d in desired)
         return all(contains(d, ls) for d, ls in zip(desired, live, strict=True))
     return bool(desired == live)
+
+
+def _keyed(items: list[Any]) -> bool:
+    names = [item.get("name") if isinstance(item, Mapping) else None for item in items]
+    return all(isinstance(n, str) for n in names) and len(set(names)) == len(names)
 
 
 def with_hash(obj: Mapping[str, Any]) -> dict[str, Any]:

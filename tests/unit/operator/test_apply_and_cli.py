@@ -45,6 +45,18 @@ DS: dict[str, Any] = {
         ({"a": 1}, {"a": "1"}, False),
         ({"a": {"b": 1}}, {"a": None}, False),
         ({"a": 1}, {}, False),
+        (
+            {"env": [{"name": "A", "value": "1"}, {"name": "B"}]},
+            {"env": [{"name": "B"}, {"name": "A", "value": "1"}]},
+            True,
+        ),
+        (
+            {"env": [{"name": "A", "value": "1"}, {"name": "B"}]},
+            {"env": [{"name": "B"}, {"name": "A", "value": "2"}]},
+            False,
+        ),
+        ({"env": [{"name": "A"}, {"name": "B"}]}, {"env": [{"name": "A"}, {"name": "C"}]}, False),
+        ([{"name": "A"}, {"name": "A", "x": 1}], [{"name": "A", "x": 1}, {"name": "A"}], False),
     ],
 )
 def test_contains(desired: Any, live: Any, expected: bool) -> None:
