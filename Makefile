@@ -58,11 +58,15 @@ images:
 	docker build -f images/operator.Dockerfile -t $(IMAGE_REPOSITORY)/gpu-operator:$(IMAGE_VERSION) .
 	docker build -f images/node-agent.Dockerfile -t $(IMAGE_REPOSITORY)/mig-manager:$(IMAGE_VERSION) .
 
-bench: $(VENV)/.installed
+# every benchmark, results in bench/results/*.json, then docs/performance.md from them
+bench: setup
 	$(PY) bench/planner.py
 	$(PY) bench/parted.py
 	$(PY) bench/kubesim_api.py
 	$(PY) bench/agent.py
+	$(PY) bench/operator.py
+	$(PY) bench/kubesim_cluster.py
+	$(PY) bench/report.py
 
 crds: $(VENV)/.installed
 	$(PY) -m gpu_operator.crd crds/nvidia.com_clusterpolicies.yaml
