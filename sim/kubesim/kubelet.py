@@ -208,6 +208,7 @@ class PodWorker:
                 )
             self.main.append(state)
         self.initialized = not self.init
+        self.sources = asyncio.Event()
         self.stopping = False
         self.task: asyncio.Task[None] | None = None
         self.files: PodFiles | None = None
@@ -233,8 +234,18 @@ class PodWorker:
         self.files = PodFiles(
             self.folder, self.node.root, self.pod, self.kubelet.settings.kubeconfig, self.node.ip, self.pod_ip
         )
-        self.files.materialise(self.kubelet.store)
         spec = self.pod.get("spec") or {}
+        everything = [*(spec.get("initContainers") or []), *(spec.get("containers") or [])]
+        while (problem := self.files.missing(self.kubelet.store, everything)) is not None:
+            reason, message = problem
+            for state in [*self.init, *self.main]:
+                state.state = {"waiting": {"reason": reason, "message": message}}
+            self.publish()
+            self.sources.clear()
+            await self.sources.wait()  # set when a ConfigMap or Secret of this namespace is written
+        for state in [*self.init, *self.main]:
+            state.state = {"waiting": {"reason": "ContainerCreating"}}
+        self.files.materialise(self.kubelet.store)
         self.publish()
         for container, state in zip(spec.get("initContainers") or [], self.init, strict=False):
             code = await self.container_loop(container, state, init=True)
@@ -544,8 +555,10 @@ class Kubelet(Reconciler):
         if key[0] == "source":
             _, gr, namespace, name = key
             for each in self.workers.values():
-                if each.namespace == namespace and each.files is not None:
-                    each.files.refresh(self.store, gr, name)
+                if each.namespace == namespace:
+                    each.sources.set()
+                    if each.files is not None:
+                        each.files.refresh(self.store, gr, name)
             return
         _, namespace, name = key
         current = self.store.get(PODS, namespace, name)

@@ -173,6 +173,47 @@ class PodFiles:
             self.volumes[name] = path
             self._write_volume(store, volume)
 
+    def missing(self, store: Store, containers: list[Mapping[str, Any]]) -> tuple[str, str] | None:
+        """(waiting reason, message) while a ConfigMap or Secret the pod needs (not `optional`) is missing: the
+        kubelet keeps such a pod's containers from starting until it appears."""
+        for volume in (self.pod.get("spec") or {}).get("volumes") or []:
+            sources = [volume, *(((volume.get("projected") or {}).get("sources")) or [])]
+            for source in sources:
+                for key, gr, field in (("configMap", CONFIGMAPS, "name"), ("secret", SECRETS, "secretName")):
+                    ref = source.get(key)
+                    if ref is None or ref.get("optional"):
+                        continue
+                    name = str(ref.get(field if source is volume else "name") or ref.get("name"))
+                    if store.get(gr, self.namespace, name) is None:
+                        kind = "configmap" if gr == CONFIGMAPS else "secret"
+                        return (
+                            "ContainerCreating",
+                            f'MountVolume.SetUp failed for volume "{volume.get("name")}" : {kind} "{name}" not found',
+                        )
+        for container in containers:
+            for item in container.get("env") or []:
+                ref = item.get("valueFrom") or {}
+                for key, gr in (("configMapKeyRef", CONFIGMAPS), ("secretKeyRef", SECRETS)):
+                    sel = ref.get(key)
+                    if sel is None or sel.get("optional"):
+                        continue
+                    data = _source_data(store, gr, self.namespace, str(sel.get("name")))
+                    kind = "configmap" if gr == CONFIGMAPS else "secret"
+                    if data is None:
+                        return "CreateContainerConfigError", f'{kind} "{sel.get("name")}" not found'
+                    if str(sel.get("key")) not in data:
+                        where = f"{kind.capitalize()} {self.namespace}/{sel.get('name')}"
+                        return "CreateContainerConfigError", f"couldn't find key {sel.get('key')} in {where}"
+            for source in container.get("envFrom") or []:
+                for key, gr in (("configMapRef", CONFIGMAPS), ("secretRef", SECRETS)):
+                    sel = source.get(key)
+                    if sel is None or sel.get("optional"):
+                        continue
+                    if store.get(gr, self.namespace, str(sel.get("name"))) is None:
+                        kind = "configmap" if gr == CONFIGMAPS else "secret"
+                        return "CreateContainerConfigError", f'{kind} "{sel.get("name")}" not found'
+        return None
+
     def _contents(self, store: Store, volume: Mapping[str, Any]) -> dict[str, bytes] | None:
         if "configMap" in volume or "secret" in volume:
             is_cm = "configMap" in volume

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -145,3 +146,27 @@ def test_logs_of_a_container_that_has_not_started(tmp_path: Path) -> None:
         assert 'container "main" in pod "slow" is waiting to start: ContainerCreating' in got.stderr
         got = tools.kubectl("logs", "slow", "--previous", check=False)
         assert 'previous terminated container "main" in pod "slow" not found' in got.stderr
+
+
+def test_a_pod_waits_for_its_configmap(sim: KubeSim, tmp_path: Path) -> None:
+    tools = Tools(sim, tmp_path)
+    pod = MANIFESTS["items"][1]
+    tools.kubectl("apply", "-f", "-", stdin=json.dumps(pod))  # its ConfigMap `app` does not exist yet
+
+    def waiting() -> dict[str, Any] | None:
+        got = json.loads(tools.kubectl("get", "pod", "prog", "-o", "json").stdout)
+        statuses = got["status"].get("containerStatuses") or [{}]
+        return statuses[0].get("state", {}).get("waiting")
+
+    state = wait_for(waiting, 30, what="the container held back")
+    assert state["reason"] == "ContainerCreating"
+    assert 'configmap "app" not found' in state["message"]
+    assert json.loads(tools.kubectl("get", "pod", "prog", "-o", "json").stdout)["status"]["phase"] == "Pending"
+    tools.kubectl("apply", "-f", "-", stdin=json.dumps(MANIFESTS["items"][0]))
+    wait_for(
+        lambda: "settings: one" in tools.kubectl("logs", "prog", "-c", "main", check=False).stdout,
+        30,
+        what="the program started once its ConfigMap exists",
+    )
+    got = json.loads(tools.kubectl("get", "pod", "prog", "-o", "json").stdout)
+    assert got["status"]["containerStatuses"][0]["restartCount"] == 0
