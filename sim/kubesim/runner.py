@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import ctypes
 import os
 import re
 import shutil
@@ -356,6 +357,14 @@ def resolve_command(argv: list[str]) -> list[str]:
     return argv
 
 
+def _die_with_parent() -> None:
+    """In the child, before exec: SIGKILL when the thread that started it ends, so a kubesim that is killed (or a test
+    run that is interrupted) leaves no container processes behind."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+
+
 class Process:
     """One container as a local process in its own session; output goes to `on_line`."""
 
@@ -380,6 +389,7 @@ class Process:
                 env=self.env,
                 cwd=str(self.cwd),
                 start_new_session=True,
+                preexec_fn=_die_with_parent,
             )
         except OSError as exc:
             self.on_line(f"kubesim: cannot start {argv[0]}: {exc}")
