@@ -7,20 +7,18 @@ Folder of a node: `DIR/nodes/<name>/gpus.json` (the device layer's state file, `
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import json
-import os
-import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from kubesim.topology import NodeSpec
 from mig_manager.devices import simulated
+from mig_manager.devices.simulated_host import init_host_services
+from mig_manager.devices.simulated_host import locked as _locked
+from mig_manager.devices.simulated_host import write_json as _write_json
 
-HOST_SERVICES_KIND = "mig-manager-simulated-host-services"
 KUBELET_VERSION = "v1.35.2"
 
 
@@ -185,57 +183,6 @@ class SimNode:
 
 # ---------------------------------------------------------------------------------------------------------------------
 # The simulated host's systemd units (the node agent's format, docs/agent.md)
-
-
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    fd = os.open(path.with_name(path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
-
-
-def _write_json(path: Path, data: Mapping[str, Any]) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(json.dumps(data, indent=1) + "\n")
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
-def init_host_services(path: Path, units: Mapping[str, Mapping[str, Any]], state_file: bool = False) -> None:
-    data = {
-        "kind": HOST_SERVICES_KIND,
-        "version": 1,
-        "units": {
-            name: {
-                "active": u.get("active", "active"),
-                "enabled": u.get("enabled", "enabled"),
-                "type": u.get("type", "simple"),
-                **{k: bool(u[k]) for k in ("failStop", "failStart") if k in u},
-            }
-            for name, u in units.items()
-        },
-        "stateFile": {"selectedConfig": None} if state_file else None,
-        "daemonReloads": 0,
-        "reboots": 0,
-        "log": [],
-    }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with _locked(path):
-        _write_json(path, data)
-
-
-def read_host_services(path: Path) -> dict[str, Any]:
-    with _locked(path):
-        data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-    return data
 
 
 def reboot_host(node: SimNode) -> None:

@@ -18,12 +18,12 @@ from kubernetes import client
 from kubesim.server import Config, KubeSim
 from kubesim.testing import kube_client, wait_for
 from mig_manager.agent.decide import Kind, Observed, decide
-from mig_manager.agent.host import init_host_services
 from mig_manager.agent.labels import CONFIG_LABEL, JOURNAL_ANNOTATION, REASON_ANNOTATION, STATE_LABEL
 from mig_manager.agent.main import build_agent
 from mig_manager.agent.settings import Settings
 from mig_manager.cli import mig_parted_main
 from mig_manager.devices.simulated import init_host, read_state
+from mig_manager.devices.simulated_host import init_host_services
 
 NODE = "gpu-node-1"
 NAMESPACE = "gpu-operator"

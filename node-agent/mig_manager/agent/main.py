@@ -14,11 +14,12 @@ from pathlib import Path
 from typing import Any
 
 from ..devices.base import GpuBackend
+from ..devices.simulated_host import default_services_path
 from ..errors import MigManagerError, SpecError
 from ..spec import parse_gpu_clients
 from .agent import Agent
 from .errors import SettingsError, TransientError
-from .host import Host, SimulatedHost, SystemdHost, default_services_path
+from .host import Host, SimulatedHost, SystemdHost
 from .kube import Kube
 from .metrics import HttpServer, Metrics
 from .settings import Settings, parse_settings

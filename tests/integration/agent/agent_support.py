@@ -18,12 +18,12 @@ from kubernetes import client, watch
 
 from kubesim.server import KubeSim
 from kubesim.testing import kube_client, wait_for
-from mig_manager.agent.host import init_host_services
 from mig_manager.agent.labels import CONFIG_LABEL, GATE_LABELS, STATE_LABEL
 from mig_manager.agent.main import build_agent
 from mig_manager.agent.settings import Settings
 from mig_manager.cli import parse_gpus
 from mig_manager.devices.simulated import init_host
+from mig_manager.devices.simulated_host import init_host_services
 from mig_manager.planner import device_types_of_node, generate_config
 from mig_manager.spec import dump_spec
 

@@ -22,9 +22,9 @@ from kubernetes import client
 
 from gpu_operator.inventory import parse_inventory
 from kubesim.testing import wait_for
-from mig_manager.agent.host import read_host_services
 from mig_manager.agent.labels import CLIENT_GATE, PAUSED, STATE_LABEL
 from mig_manager.devices.simulated import SimulatedBackend, read_state
+from mig_manager.devices.simulated_host import read_host_services
 from mig_manager.parted import apply_config, assert_config
 from mig_manager.spec import load_spec_file
 

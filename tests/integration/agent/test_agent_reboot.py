@@ -21,10 +21,10 @@ from agent_support import (
 )
 
 from mig_manager.agent.agent import CRASH_EXIT_CODE
-from mig_manager.agent.host import read_host_services
 from mig_manager.agent.journal import decode
 from mig_manager.agent.labels import JOURNAL_ANNOTATION, STATE_LABEL
 from mig_manager.devices.simulated import SimulatedBackend, _transaction, read_state
+from mig_manager.devices.simulated_host import read_host_services
 from mig_manager.parted import assert_config
 from mig_manager.spec import load_spec_file
 

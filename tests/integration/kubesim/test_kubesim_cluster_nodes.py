@@ -10,13 +10,13 @@ from typing import Any
 
 import pytest
 
-from kubesim.nodes import read_host_services
 from kubesim.server import KubeSim
 from kubesim.testing import Tools, cluster_config, wait_for
 from kubesim.topology import NodeSpec, Topology
 from mig_manager.catalog import Placement
 from mig_manager.devices import simulated
 from mig_manager.devices.base import MigMode
+from mig_manager.devices.simulated_host import read_host_services
 
 NVIDIA = """
 apiVersion: apps/v1

@@ -14,15 +14,13 @@ from mig_manager.agent.host import (
     StopAction,
     SystemdHost,
     UnitState,
-    default_services_path,
     drop_in_text,
-    init_host_services,
-    read_host_services,
     restart_order,
     services_to_stop,
     stop_decision,
 )
 from mig_manager.devices.simulated import init_host, read_state
+from mig_manager.devices.simulated_host import default_services_path, init_host_services, read_host_services
 
 
 @pytest.mark.parametrize(
