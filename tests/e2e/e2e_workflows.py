@@ -26,6 +26,7 @@ from typing import Any, TextIO, TypeVar
 import yaml
 
 from kubesim.server import Config, KubeSim
+from kubesim.testing import Tools
 
 ROOT = Path(__file__).resolve().parents[2]
 TOOLS = Path(os.environ.get("KUBESIM_TOOLS", ROOT / ".tools" / "bin"))
@@ -182,15 +183,7 @@ class Workflows:
     # ------------------------------------------------------------------ the real tools
 
     def env(self) -> dict[str, str]:
-        env = dict(os.environ)
-        env.update(
-            HOME=str(self.home),
-            KUBECONFIG=str(self.sim.kubeconfig),
-            HELM_CACHE_HOME=str(self.home / ".cache" / "helm"),
-            HELM_CONFIG_HOME=str(self.home / ".config" / "helm"),
-            HELM_DATA_HOME=str(self.home / ".local" / "share" / "helm"),
-        )
-        return env
+        return Tools(self.sim, self.home).env()  # the same private HOME and KUBECONFIG as the test fixtures
 
     def run(
         self,
