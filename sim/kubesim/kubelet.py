@@ -681,6 +681,23 @@ class Kubelet(Reconciler):
         if ready:
             self.resync()
 
+    def kill_container(self, namespace: str, pod: str, container: str = "", sig: int = 9) -> int:
+        """Signal the running processes of a pod's containers (all, or the named one), as a crash or an OOM kill would;
+        the pod's restart policy decides what follows. Returns how many processes were signalled."""
+        worker = self.workers.get((namespace, pod))
+        if worker is None:
+            return 0
+        hit = 0
+        for state in [*worker.init, *worker.main]:
+            runtime = state.runtime
+            if (container and state.name != container) or not isinstance(runtime, ProcessRuntime):
+                continue
+            proc = runtime.process.proc
+            if proc is not None and proc.returncode is None:
+                runtime.process.signal(sig)
+                hit += 1
+        return hit
+
     def _mark_shut_down(self, worker: PodWorker) -> None:
         current = self.store.get(PODS, worker.namespace, worker.name)
         if current is None or str(current.obj["metadata"].get("uid")) != worker.uid:

@@ -400,7 +400,8 @@ class Process:
             if not line:
                 break
             self.on_line(line.decode(errors="replace").rstrip("\n"))
-        return await self.proc.wait()
+        code = await self.proc.wait()
+        return 128 - code if code < 0 else code  # killed by a signal: 128 + its number, as container runtimes report
 
     def signal(self, sig: int) -> None:
         if self.proc is not None and self.proc.returncode is None:

@@ -396,6 +396,16 @@ class KubeSim:
         if wait:
             future.result(timeout)
 
+    def kill_container(self, namespace: str, pod: str, container: str = "", sig: int = 9) -> int:
+        """Send `sig` (default SIGKILL) to the processes of a pod's running containers (all, or `container`), as a
+        crash would; the kubelet restarts them by the pod's restart policy. Returns how many were signalled."""
+
+        def kill() -> int:
+            kubelet = self._cluster().kubelet
+            return 0 if kubelet is None else kubelet.kill_container(namespace, pod, container, sig)
+
+        return self.call(kill)
+
     def set_node_ready(self, name: str, ready: bool) -> None:
         """Stop (False) or start (True) a simulated node's kubelet."""
 

@@ -170,3 +170,26 @@ def test_a_pod_waits_for_its_configmap(sim: KubeSim, tmp_path: Path) -> None:
     )
     got = json.loads(tools.kubectl("get", "pod", "prog", "-o", "json").stdout)
     assert got["status"]["containerStatuses"][0]["restartCount"] == 0
+
+
+def test_kill_container_crashes_the_process_and_the_kubelet_restarts_it(sim: KubeSim, tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    tools = Tools(sim, home)
+    tools.kubectl("apply", "-f", "-", stdin="\n---\n".join(json.dumps(i) for i in MANIFESTS["items"]))
+
+    def status() -> dict[str, Any]:
+        pod = json.loads(tools.kubectl("get", "pod", "prog", "-o", "json").stdout)
+        return dict(pod["status"]["containerStatuses"][0])
+
+    wait_for(lambda: "running" in status()["state"], 60, what="the program running")
+    assert sim.kill_container("default", "prog", "other") == 0  # no such container
+    assert sim.kill_container("default", "missing") == 0  # no such pod
+    assert sim.kill_container("default", "prog", "main") == 1
+
+    def restarted() -> dict[str, Any] | None:
+        now = status()
+        return now if now["restartCount"] >= 1 and "running" in now["state"] else None
+
+    after = wait_for(restarted, 30, what="the killed container restarted")
+    assert after["lastState"]["terminated"]["exitCode"] == 137  # 128 + SIGKILL, as container runtimes report
