@@ -45,6 +45,7 @@ from .decide import (
     RetryPolicy,
     Settle,
     backoff_delay,
+    current_attempts,
     decide,
     record_failure,
     services_key,
@@ -152,6 +153,7 @@ class Agent:
         self._inventory: str | None = None
         self._pods_seen: list[dict[str, Any]] = []
         self._evaluated: dict[str, Any] | None = None
+        self.decided: Mapping[str, Any] | None = None  # the Node version the last finished pass decided on
         self.http_port: int | None = None  # set by main.run_agent once /metrics is served
         self._warnings: tuple[str, ...] = ()  # of the config being applied (`_warnings_target`)
         self._warnings_target = ""
@@ -313,6 +315,7 @@ class Agent:
         config = self.source.current()
         fingerprint = self._fingerprint_of(node, config.digest)
         if not force and fingerprint == self._fingerprint:
+            self.decided = node  # nothing the agent looks at changed since the last decision
             return None
         if force or self._inventory is None:
             self._refresh_inventory()
@@ -331,12 +334,14 @@ class Agent:
         obs = Observed(
             labels, annotations, journal, journal_error, config.error, config.digest, assessment, time.monotonic()
         )
+        self.attempts = current_attempts(self.attempts, desired, config.digest)
         action = decide(obs, self.attempts)
         log.debug("decision kind=%s target=%s reason=%s", action.kind.value, action.target, action.reason)
         key: Key = (action.target or "", config.digest)
         wake_at = self._dispatch(action, node, key, config.spec)
         # What this pass saw; after a write, nothing: the next version (our own echo included) gets its own pass.
         self._fingerprint = "" if self._evaluated is None else self._fingerprint_of(self._evaluated, config.digest)
+        self.decided = node
         return wake_at
 
     def _dispatch(self, action: Action, node: dict[str, Any], key: Key, spec: MigPartedSpec | None) -> float | None:

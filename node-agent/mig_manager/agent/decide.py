@@ -94,6 +94,18 @@ class RetryPolicy:
     max_retries: int = 5  # transient failures of one config before giving up (until the label or config changes)
 
 
+def current_attempts(attempts: Mapping[Key, Attempts], desired: str | None, digest: str) -> dict[Key, Attempts]:
+    """The failure records that still count: those of the desired config under the current config file.
+
+    A record lasts only while the label and the file stay as they were: once the agent has seen the label name another
+    config (or none) or the file change, a return to the old label and file is a new request (A fails permanently,
+    the label goes to B, whatever B's outcome, then back to A: A is tried again, with a fresh count of retries)."""
+    if desired is None:
+        return {}
+    keep = {(desired, digest), services_key(desired, digest)}
+    return {key: attempt for key, attempt in attempts.items() if key in keep}
+
+
 def backoff_delay(failures: int, policy: RetryPolicy) -> float:
     """Exponential back-off: initial, 2x, 4x, ... capped at maximum (failures counts from 1)."""
     if failures <= 0:

@@ -16,6 +16,7 @@ from mig_manager.agent.decide import (
     RetryPolicy,
     Settle,
     backoff_delay,
+    current_attempts,
     decide,
     record_failure,
     settle_patch,
@@ -234,3 +235,43 @@ def test_warnings_are_kept_in_the_reason_and_posted_as_a_warning_event() -> None
     assert action.event is not None and (action.event.type, action.event.reason) == ("Warning", "MigConfigWarning")
     change = decide(obs({CONFIG_LABEL: "c"}, assessment=Assessment(Check.INSTANCES, "x", ("w",))), {})
     assert change.kind is Kind.RECONFIGURE and change.warnings == ("w",)
+
+
+GAVE_UP = Attempts(6, 0.0, True, "MIG config 'a': ... (gave up after 6 attempts)")
+BACKING_OFF = Attempts(1, 50.0, False, "MIG config 'a': GPU in use")
+
+
+@pytest.mark.parametrize(
+    ("desired", "digest", "kept"),
+    [
+        ("a", "d1", {("a", "d1"), ("a", "services:d1")}),  # the label and the file as they were: the records count
+        ("b", "d1", {("b", "d1")}),  # another config is labelled: a's records are forgotten
+        (None, "d1", set()),  # the label is removed
+        ("a", "d2", set()),  # the file changed: a's records under the old file are forgotten
+    ],
+)
+def test_failure_records_last_while_the_label_and_the_file_stay(
+    desired: str | None, digest: str, kept: set[tuple[str, str]]
+) -> None:
+    from mig_manager.agent.decide import services_key
+
+    attempts = {("a", "d1"): GAVE_UP, services_key("a", "d1"): BACKING_OFF, ("b", "d1"): BACKING_OFF}
+    assert set(current_attempts(attempts, desired, digest)) == kept
+
+
+def test_a_config_that_failed_permanently_is_tried_again_when_the_label_comes_back() -> None:
+    """A gives up; the label goes to B (which fails too, or is removed); back on A the agent reconfigures again."""
+    differs = Assessment(Check.MODE_CHANGE, "GPU 0: MIG mode is disabled, the config wants it enabled")
+    on_a = obs(
+        {CONFIG_LABEL: "a", STATE_LABEL: "failed"},
+        {REASON_ANNOTATION: GAVE_UP.reason},
+        config_digest="d",
+        assessment=differs,
+    )
+    attempts = current_attempts({("a", "d"): GAVE_UP}, "a", "d")
+    assert decide(on_a, attempts).kind is Kind.IDLE  # stays failed while the label stays
+    for between in ("b", None):
+        attempts = current_attempts({("a", "d"): GAVE_UP, ("b", "d"): GAVE_UP}, between, "d")
+        attempts = current_attempts(attempts, "a", "d")
+        action = decide(on_a, attempts)
+        assert action.kind is Kind.RECONFIGURE and action.target == "a"
