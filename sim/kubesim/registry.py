@@ -48,8 +48,6 @@ STRATEGIC = "application/strategic-merge-patch+json"
 
 _SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-_LABEL_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
-_LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 _NAME_CHARS = "bcdfghjklmnpqrstvwxz2456789"
 
 SUBDOMAIN_MSG = (
@@ -291,28 +289,8 @@ class Registry:
         elif len(name) > 253 or not _SUBDOMAIN.match(name):
             errs.append(FieldError("metadata.name", "FieldValueInvalid", f'Invalid value: "{name}": {SUBDOMAIN_MSG}'))
         labels = meta.get("labels")
-        if labels is not None and not isinstance(labels, dict):
-            errs.append(FieldError("metadata.labels", "FieldValueInvalid", "Invalid value: must be a map"))
-        for key, value in (labels or {}).items():
-            if not _qualified_name_ok(str(key)):
-                errs.append(
-                    FieldError(
-                        "metadata.labels",
-                        "FieldValueInvalid",
-                        f'Invalid value: "{key}": name part must consist of alphanumeric characters, '
-                        "'-', '_' or '.', and must start and end with an alphanumeric character",
-                    )
-                )
-            if not isinstance(value, str) or len(value) > 63 or not _LABEL_VALUE.match(value):
-                errs.append(
-                    FieldError(
-                        "metadata.labels",
-                        "FieldValueInvalid",
-                        f'Invalid value: "{value}": a valid label must be an empty string or consist '
-                        "of alphanumeric characters, '-', '_' or '.', and must start and end with an "
-                        "alphanumeric character",
-                    )
-                )
+        if labels is not None:
+            errs += validation.label_errors(labels)
         annotations = meta.get("annotations")
         if annotations is not None and (
             not isinstance(annotations, dict) or not all(isinstance(v, str) for v in annotations.values())
@@ -905,13 +883,6 @@ def _set_path(obj: dict[str, Any], path: str, value: Any) -> None:
             cur[key] = nxt
         cur = nxt
     cur[keys[-1]] = value
-
-
-def _qualified_name_ok(key: str) -> bool:
-    prefix, _, name = key.rpartition("/")
-    if prefix and (len(prefix) > 253 or not _SUBDOMAIN.match(prefix)):
-        return False
-    return 0 < len(name) <= 63 and bool(_LABEL_NAME.match(name))
 
 
 # Kinds whose objects carry metadata.generation on the real server (1.35); ConfigMaps, Secrets, Nodes and the like do

@@ -21,6 +21,118 @@ _CONFIG_KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
 _WORKLOADS = {("apps", "deployments"), ("apps", "daemonsets"), ("apps", "replicasets"), ("batch", "jobs")}
 
 
+# Label keys and values: apimachinery's util/validation (IsQualifiedName, IsValidLabelValue), one message per rule
+# broken, each a `field.Invalid` of `metadata.labels` (ValidateLabels).
+LABEL_VALUE_MAX = 63
+QUALIFIED_NAME_MAX = 63
+SUBDOMAIN_MAX = 253
+_LABEL_VALUE_FMT = "(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?"
+_QUALIFIED_NAME_FMT = "([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]"
+_SUBDOMAIN_FMT = "[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*"
+_LABEL_VALUE_RE = re.compile(f"^{_LABEL_VALUE_FMT}$")
+_QUALIFIED_NAME_RE = re.compile(f"^{_QUALIFIED_NAME_FMT}$")
+_SUBDOMAIN_RE = re.compile(f"^{_SUBDOMAIN_FMT}$")
+
+
+def _quote(text: str) -> str:
+    """Go's %q of a string, as field.Invalid prints the value."""
+    return json.dumps(text, ensure_ascii=False)
+
+
+def max_len_error(length: int) -> str:
+    return f"must be no more than {length} characters"
+
+
+def regex_error(msg: str, fmt: str, *examples: str) -> str:
+    """apimachinery's RegexError, spacing included ("(e.g. 'MyValue',  or 'my_value', ...")."""
+    if not examples:
+        return f"{msg} (regex used for validation is '{fmt}')"
+    listed = " or ".join(f"'{e}', " for e in examples)
+    return f"{msg} (e.g. {listed}regex used for validation is '{fmt}')"
+
+
+LABEL_VALUE_MSG = regex_error(
+    "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and "
+    "end with an alphanumeric character",
+    _LABEL_VALUE_FMT,
+    "MyValue",
+    "my_value",
+    "12345",
+)
+QUALIFIED_NAME_MSG = regex_error(
+    "must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character",
+    _QUALIFIED_NAME_FMT,
+    "MyName",
+    "my.name",
+    "123-abc",
+)
+SUBDOMAIN_MSG = regex_error(
+    "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start "
+    "and end with an alphanumeric character",
+    _SUBDOMAIN_FMT,
+    "example.com",
+)
+
+
+def label_value_errors(value: str) -> list[str]:
+    """IsValidLabelValue: the length rule and the character rule, each reported when broken."""
+    errs: list[str] = []
+    if len(value) > LABEL_VALUE_MAX:
+        errs.append(max_len_error(LABEL_VALUE_MAX))
+    if not _LABEL_VALUE_RE.match(value):
+        errs.append(LABEL_VALUE_MSG)
+    return errs
+
+
+def qualified_name_errors(value: str) -> list[str]:
+    """IsQualifiedName (a label key): an optional DNS subdomain prefix and '/', then a name of at most 63 characters."""
+    errs: list[str] = []
+    parts = value.split("/")
+    if len(parts) > 2:
+        return [
+            f"a qualified name {QUALIFIED_NAME_MSG} with an optional DNS subdomain prefix and '/' "
+            "(e.g. 'example.com/MyName')"
+        ]
+    name = parts[-1]
+    if len(parts) == 2:
+        prefix = parts[0]
+        if not prefix:
+            errs.append("prefix part must be non-empty")
+        else:
+            if len(prefix) > SUBDOMAIN_MAX:
+                errs.append(f"prefix part {max_len_error(SUBDOMAIN_MAX)}")
+            if not _SUBDOMAIN_RE.match(prefix):
+                errs.append(f"prefix part {SUBDOMAIN_MSG}")
+    if not name:
+        errs.append("name part must be non-empty")
+    elif len(name) > QUALIFIED_NAME_MAX:
+        errs.append(f"name part {max_len_error(QUALIFIED_NAME_MAX)}")
+    if not _QUALIFIED_NAME_RE.match(name):
+        errs.append(f"name part {QUALIFIED_NAME_MSG}")
+    return errs
+
+
+def label_errors(labels: Any) -> list[FieldError]:
+    """ValidateLabels: every key and value of `metadata.labels`, in the map's order."""
+    path = "metadata.labels"
+    if not isinstance(labels, dict):
+        return [FieldError(path, "FieldValueInvalid", "Invalid value: must be a map")]
+    errs: list[FieldError] = []
+    for key, value in labels.items():
+        errs += [
+            FieldError(path, "FieldValueInvalid", f"Invalid value: {_quote(str(key))}: {m}")
+            for m in qualified_name_errors(str(key))
+        ]
+        if not isinstance(value, str):
+            errs.append(FieldError(path, "FieldValueInvalid", f"Invalid value: {_go(value)}: must be a string"))
+            continue
+        errs += [
+            FieldError(path, "FieldValueInvalid", f"Invalid value: {_quote(value)}: {m}")
+            for m in label_value_errors(value)
+        ]
+    return errs
+
+
 def _go(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), sort_keys=True)
 

@@ -159,3 +159,63 @@ def test_secret_data_must_be_base64() -> None:
     with pytest.raises(ApiError) as exc:
         _create(_registry(), "", "secrets", {"metadata": {"name": "s"}, "data": {"k": "not base64!"}})
     assert exc.value.code == 400
+
+
+LONG = "all-1g-10gb-on-every-gpu-of-this-node-except-the-ones-that-are-busy"  # 67 characters
+VALUE_RULE = (
+    "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and "
+    "end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', regex used for validation is "
+    "'(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')"
+)
+NAME_RULE = (
+    "name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric "
+    "character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is "
+    "'([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')"
+)
+
+
+@pytest.mark.parametrize(
+    ("labels", "message"),
+    [
+        # apimachinery's ValidateLabels: one field.Invalid per rule broken, the length rule first.
+        (
+            {"k": LONG},
+            f'ConfigMap "c" is invalid: metadata.labels: Invalid value: "{LONG}": must be no more than 63 characters',
+        ),
+        ({"k": "a b"}, f'ConfigMap "c" is invalid: metadata.labels: Invalid value: "a b": {VALUE_RULE}'),
+        (
+            {"k": LONG + "-"},
+            f'ConfigMap "c" is invalid: [metadata.labels: Invalid value: "{LONG}-": must be no more than 63 '
+            f'characters, metadata.labels: Invalid value: "{LONG}-": {VALUE_RULE}]',
+        ),
+        (
+            {"x" * 64: "v"},
+            f'ConfigMap "c" is invalid: metadata.labels: Invalid value: "{"x" * 64}": '
+            "name part must be no more than 63 characters",
+        ),
+        ({"-k": "v"}, f'ConfigMap "c" is invalid: metadata.labels: Invalid value: "-k": {NAME_RULE}'),
+        ({"/k": "v"}, 'ConfigMap "c" is invalid: metadata.labels: Invalid value: "/k": prefix part must be non-empty'),
+        ({"Example.com/k": "v"}, "prefix part a lowercase RFC 1123 subdomain must consist of lower case"),
+        ({"a/b/c": "v"}, "a qualified name must consist of alphanumeric characters"),
+    ],
+    ids=[
+        "value-too-long",
+        "value-charset",
+        "value-both",
+        "name-too-long",
+        "name-charset",
+        "empty-prefix",
+        "prefix",
+        "two-slashes",
+    ],
+)
+def test_label_keys_and_values_are_refused_with_the_real_servers_messages(labels: dict[str, str], message: str) -> None:
+    with pytest.raises(ApiError) as exc:
+        _create(_registry(), "", "configmaps", {"metadata": {"name": "c", "labels": labels}})
+    assert exc.value.code == 422
+    assert message in exc.value.message
+
+
+@pytest.mark.parametrize("labels", [{"k": "x" * 63}, {"k": ""}, {"example.com/" + "x" * 63: "My_value.1"}])
+def test_labels_within_the_rules_are_accepted(labels: dict[str, str]) -> None:
+    _create(_registry(), "", "configmaps", {"metadata": {"name": "c", "labels": labels}})
