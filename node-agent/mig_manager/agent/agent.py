@@ -150,6 +150,7 @@ class Agent:
         self.ready = threading.Event()
         self.runs = 0
         self._fingerprint = ""
+        self._wake_at: float | None = None  # when the last decision wants another pass (a back-off), if it does
         self._inventory: str | None = None
         self._pods_seen: list[dict[str, Any]] = []
         self._evaluated: dict[str, Any] | None = None
@@ -316,7 +317,7 @@ class Agent:
         fingerprint = self._fingerprint_of(node, config.digest)
         if not force and fingerprint == self._fingerprint:
             self.decided = node  # nothing the agent looks at changed since the last decision
-            return None
+            return self._wake_at  # ...so a back-off it waits for still stands
         if force or self._inventory is None:
             self._refresh_inventory()
         labels, annotations = _labels(node), _annotations(node)
@@ -342,6 +343,7 @@ class Agent:
         # What this pass saw; after a write, nothing: the next version (our own echo included) gets its own pass.
         self._fingerprint = "" if self._evaluated is None else self._fingerprint_of(self._evaluated, config.digest)
         self.decided = node
+        self._wake_at = wake_at
         return wake_at
 
     def _dispatch(self, action: Action, node: dict[str, Any], key: Key, spec: MigPartedSpec | None) -> float | None:

@@ -155,3 +155,18 @@ def test_the_api_down_in_the_middle_of_a_run_then_back(kubesim, core, gpu_node) 
         assert runner.agent.runs >= 2
     assert {k: labels[k] for k in DEFAULT_GATES} == DEFAULT_GATES
     assert _applied(gpu_node, "all-balanced")
+
+
+def test_a_retry_fires_on_time_even_when_other_node_events_arrive_during_the_back_off(  # type: ignore[no-untyped-def]
+    kubesim, core, gpu_node
+) -> None:
+    """Found by the chaos test: an event the agent ignores (a foreign label) woke it during the back-off, the pass
+    returned "nothing to do" and the retry waited for the periodic resync (60 s here) instead of the back-off (2 s)."""
+    add_fault(gpu_node.gpu_state, "set_mig_mode", "GPU_IS_LOST", times=1)
+    gpu_node.configure(backoff_initial=2.0, backoff_max=2.0, max_retries=100)
+    with FakeDaemonSets(kubesim), ThreadAgent(gpu_node):
+        set_labels(core, {"nvidia.com/mig.config": "all-balanced"})
+        wait_for(lambda: "retrying in" in reason_of(core), timeout=30, what="the first failure, backing off")
+        set_labels(core, {"example.com/unrelated": "1"})  # wakes the agent before the back-off ends
+        wait_state(core, "success", config="all-balanced", timeout=20)
+    assert _applied(gpu_node, "all-balanced")
