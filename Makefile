@@ -66,6 +66,7 @@ bench: setup
 	$(PY) bench/agent.py
 	$(PY) bench/operator.py
 	$(PY) bench/kubesim_cluster.py
+	$(PY) bench/scale.py
 	$(PY) bench/report.py
 
 crds: $(VENV)/.installed

@@ -362,6 +362,85 @@ def operator_rows(d: Mapping[str, Any]) -> list[Row]:
     ]
 
 
+def scale_rows(d: Mapping[str, Any]) -> list[Row]:
+    cmd = f"{PY} bench/scale.py"
+    nodes = get(d, "parameters.nodes", 1000)
+    agents = get(d, "parameters.agent_nodes", 50)
+    converge_target = get(d, "targets.relabel_converge_seconds", 60)
+    requests_target = get(d, "targets.api_requests_per_relabelled_node", 50)
+    op_target = get(d, "targets.operator_memory_mb", 250)
+    agent_target = get(d, "targets.agent_memory_mb", 80)
+    rows = [
+        Row(
+            f"{num(nodes)} GPU nodes, {num(agents)} with agents: all labelled by the operator / agents at the default "
+            "/ ClusterPolicy ready",
+            "—",
+            f"{num(get(d, 'operator_converge_seconds.all_nodes_labelled'), ' s', 2)} / "
+            f"{num(get(d, 'operator_converge_seconds.all_agents_at_default'), ' s', 2)} / "
+            f"{num(get(d, 'operator_converge_seconds.clusterpolicy_ready'), ' s', 2)}",
+            None,
+            cmd,
+            "from the operator's start; includes starting the 50 agent processes",
+        )
+    ]
+    rounds = get(d, "rounds", []) or []
+    if not rounds:
+        rows.append(
+            Row(
+                f"{num(agents)} agent nodes relabelled at once", f"< {lim(converge_target)} s", num(MISSING), False, cmd
+            )
+        )
+    for r in rounds:
+        config = r.get("config", "?")
+        total = get(r, "total_seconds")
+        rows.append(
+            Row(
+                f"{num(agents)} agent nodes relabelled at once to `{config}`: every node `success` with GFD's labels",
+                f"< {lim(converge_target)} s",
+                f"{num(total, ' s', 2)} (per node: median {num(get(r, 'seconds.median'), ' s', 2)}, "
+                f"p90 {num(get(r, 'seconds.p90'), ' s', 2)})",
+                missed(below(total, converge_target), total),
+                cmd,
+                used=used(total, converge_target),
+            )
+        )
+        per_node = get(r, "api_requests.per_relabelled_node_all_clients")
+        rows.append(
+            Row(
+                f"API requests per relabelled node (`{config}`), all clients / each agent's own",
+                f"O(1): < {lim(requests_target)}",
+                f"{num(per_node, '', 1)} / median {lim(get(r, 'api_requests.per_agent.median'))}, "
+                f"max {num(get(r, 'api_requests.per_agent.max'))} (operator: "
+                f"{num(get(r, 'api_requests.by_client.operator'))} requests, "
+                f"{num(get(r, 'api_requests.operator_writes'))} writes)",
+                missed(below(per_node, requests_target), per_node),
+                cmd,
+                used=used(per_node, requests_target),
+            )
+        )
+    op_hwm = get(d, "operator_memory_mb.hwm")
+    agent_hwm = get(d, "agent_memory_mb.hwm_max")
+    rows += [
+        Row(
+            f"operator memory with {num(nodes)} nodes (high-water mark)",
+            f"< {lim(op_target)} MB",
+            f"{num(op_hwm, ' MB')} (RSS at the end {num(get(d, 'operator_memory_mb.rss_end'), ' MB')})",
+            missed(below(op_hwm, op_target), op_hwm),
+            cmd,
+            used=used(op_hwm, op_target),
+        ),
+        Row(
+            f"agent memory, each of {num(get(d, 'agent_memory_mb.agents'))} (high-water mark)",
+            f"< {lim(agent_target)} MB",
+            f"max {num(agent_hwm, ' MB')}, median {num(get(d, 'agent_memory_mb.hwm_median'), ' MB')}",
+            missed(below(agent_hwm, agent_target), agent_hwm),
+            cmd,
+            used=used(agent_hwm, agent_target),
+        ),
+    ]
+    return rows
+
+
 @dataclass(frozen=True)
 class Bench:
     title: str
@@ -376,6 +455,7 @@ KNOWN: dict[str, Bench] = {
     "kubesim_cluster": Bench("kubesim simulated cluster", 5, kubesim_cluster_rows),
     "agent": Bench("Node agent (mig-manager)", 6, agent_rows),
     "operator": Bench("Operator", 7, operator_rows),
+    "scale": Bench("Scale: 1,000 nodes, 50 agents relabelled at once", 10, scale_rows),
 }
 
 

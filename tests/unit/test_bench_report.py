@@ -59,10 +59,10 @@ def test_a_figure_missing_from_its_file_counts_as_a_miss() -> None:
 
 
 def test_an_unknown_result_file_gets_a_row(tmp_path: Path) -> None:
-    (tmp_path / "scale.json").write_text(json.dumps({"command": ".venv/bin/python bench/scale.py"}))
+    (tmp_path / "future.json").write_text(json.dumps({"command": ".venv/bin/python bench/future.py"}))
     page = report.render(report.load_results(tmp_path))
-    assert "| scale | `bench/results/scale.json` |" in page
-    assert "`.venv/bin/python bench/scale.py`" in page
+    assert "| future | `bench/results/future.json` |" in page
+    assert "`.venv/bin/python bench/future.py`" in page
     assert "No result file" in page and "`planner`" in page
 
 
@@ -72,3 +72,13 @@ def test_check_mode(tmp_path: Path) -> None:
     assert report.main(["--results", str(results), "-o", str(out), "--check"]) == 1
     assert report.main(["--results", str(results), "-o", str(out)]) == 0
     assert report.main(["--results", str(results), "-o", str(out), "--check"]) == 0
+
+
+def test_scale_rows_list_a_slow_relabel_and_a_heavy_agent() -> None:
+    results = copy.deepcopy(report.load_results(ROOT / "bench" / "results"))
+    scale = results["scale"]
+    scale["rounds"][0]["total_seconds"] = 75.0
+    scale["agent_memory_mb"]["hwm_max"] = 90.0
+    misses = report.render(results).split("## Targets missed", 1)[1].split("##", 1)[0]
+    assert f"relabelled at once to `{scale['rounds'][0]['config']}`" in misses and "75.00 s" in misses
+    assert "agent memory, each of" in misses and "max 90.0 MB" in misses
