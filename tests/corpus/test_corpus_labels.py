@@ -1,5 +1,5 @@
-"""Bad `nvidia.com/mig.config` values: refused by the API server, ignored by the agent, or ending `failed` with a
-reason, gates as they were and the GPUs unchanged, on one running agent against kubesim."""
+"""Bad `nvidia.com/mig.config` values: refused by the API server, ignored by the agent, ending `failed` with a reason,
+or `success` with a warning, gates as they were and the GPUs unchanged, on one running agent against kubesim."""
 
 from __future__ import annotations
 
@@ -93,7 +93,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
 
 def test_every_label_case_has_an_outcome() -> None:
     for case in yaml.safe_load((CASES / "labels.yaml").read_text())["cases"]:
-        assert case["outcome"] in ("failed", "rejected", "idle"), case["name"]
+        assert case["outcome"] in ("failed", "warned", "rejected", "idle"), case["name"]
 
 
 @pytest.mark.parametrize("case", params("labels"))
@@ -130,7 +130,16 @@ def test_bad_label_value(case: dict[str, Any], live: Live) -> None:
 
     meta = wait_for(settled, timeout=20, what=f"the agent's outcome for {value}")
     reason = meta["annotations"][REASON_ANNOTATION]
-    assert meta["labels"][STATE_LABEL] == "failed", f"state {meta['labels'][STATE_LABEL]}: {reason}"
+    want = "success" if case["outcome"] == "warned" else "failed"
+    assert meta["labels"][STATE_LABEL] == want, f"state {meta['labels'][STATE_LABEL]}: {reason}"
     assert not missing(reason, case["expect"]), f"reason lacks {missing(reason, case['expect'])}: {reason}"
+    if case["outcome"] == "warned":
+
+        def warning_events() -> list[str]:  # the Event follows the patch
+            events = json.loads(core.list_namespaced_event("default", _preload_content=False).data)["items"]
+            return [e["message"] for e in events if e["reason"] == "MigConfigWarning" and f"'{value}'" in e["message"]]
+
+        warnings = wait_for(warning_events, timeout=10, what=f"a MigConfigWarning event for {value}")
+        assert not missing(warnings[-1], case["expect"]), f"event lacks {missing(warnings[-1], case['expect'])}"
     assert {k: meta["labels"].get(k) for k in GATES} == GATES, "gates not restored"
     assert read_state(live.gpu_state)["gpus"] == before_gpus, "the GPUs changed"

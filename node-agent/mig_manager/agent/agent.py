@@ -78,6 +78,7 @@ from .labels import (
     pause_labels,
 )
 from .metrics import Metrics
+from .selection import selection_warnings
 from .settings import Settings
 from .source import ConfigSource
 from .watcher import NodeWatcher
@@ -275,34 +276,23 @@ class Agent:
             gpus = discover(self.backend)
         except StepError as exc:
             return Assessment(Check.ERROR, f"cannot read the GPUs: {exc}")
-        count = len(gpus)
-        warnings: list[str] = []
-        for i, entry in enumerate(entries):
-            if entry.devices == "all":
-                continue
-            beyond = sorted(d for d in entry.devices if d >= count)
-            if beyond:
-                have = f"GPUs 0-{count - 1}" if count else "no GPUs"
-                listed = ", ".join(str(d) for d in beyond)
-                warnings.append(
-                    f"MIG config {name!r} entry {i} selects GPU index {listed}, but this node has {have}; ignored"
-                )
+        warnings = selection_warnings(name, entries, [g.node for g in gpus])
         node_plan = plan_node(spec, name, [g.node for g in gpus])
         if not node_plan.ok:
             errors = "; ".join(plan_errors(gpus, node_plan))
             reason = f"MIG config {name!r} cannot be applied to this node's GPUs: {errors}"
-            return Assessment(Check.INVALID, with_warnings(reason, tuple(warnings)))
+            return Assessment(Check.INVALID, with_warnings(reason, warnings))
         try:
             result = assert_config(self.backend, spec, name)
         except StepError as exc:
             return Assessment(Check.ERROR, f"cannot read the GPUs: {exc}")
         if result.ok:
-            return Assessment(Check.APPLIED, warnings=tuple(warnings))
+            return Assessment(Check.APPLIED, warnings=warnings)
         mode_change = any(
             c.selected and c.desired_mode is not None and c.current_mode != c.desired_mode for c in result.gpus
         )
         check = Check.MODE_CHANGE if mode_change else Check.INSTANCES
-        return Assessment(check, "; ".join(result.mismatches()), tuple(warnings))
+        return Assessment(check, "; ".join(result.mismatches()), warnings)
 
     # -- reconcile ----------------------------------------------------------------------------------------------------
 

@@ -288,13 +288,20 @@ def decide(obs: Observed, attempts: Mapping[Key, Attempts]) -> Action:
             return _settle(obs, STATE_FAILED, services.reason, None)
         if services is not None and services.next_at > obs.now:
             return Action(Kind.WAIT, desired, services.reason, wake_at=services.next_at)
-        known = obs.state == STATE_SUCCESS and obs.annotations.get(REASON_ANNOTATION, "").startswith("MIG config")
+        # The reason a run to this config left (`applied`) or an earlier pass wrote (`is applied`) stays; one about
+        # another config (the label changed to a config that already holds) or older warnings is rewritten.
         reason = obs.annotations.get(REASON_ANNOTATION, "")
+        known = obs.state == STATE_SUCCESS and reason in (
+            with_warnings(text_applied(desired, changed=True), assessment.warnings),
+            with_warnings(text_applied(desired, changed=False), assessment.warnings),
+        )
+        event = None
         if not known:
             reason = with_warnings(text_applied(desired, changed=False), assessment.warnings)
-        event = None if obs.state == STATE_SUCCESS else Event("Normal", EV_SUCCESS, reason)
-        if event is not None and assessment.warnings:
-            event = Event("Warning", EV_WARNING, reason)
+            if assessment.warnings:
+                event = Event("Warning", EV_WARNING, reason)
+            elif obs.state != STATE_SUCCESS:
+                event = Event("Normal", EV_SUCCESS, reason)
         action = _settle(obs, STATE_SUCCESS, reason, event)
         return replace(action, start_services=action.kind is Kind.SETTLE)
     previous = attempts.get(key)

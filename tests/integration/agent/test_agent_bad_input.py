@@ -139,3 +139,61 @@ def test_a_device_index_beyond_the_nodes_gpus_is_a_warning(kubesim, core, gpu_no
     assert len(after[0]["gpu_instances"]) == 7
     assert after[1:] == before[1:]
     assert {k: labels[k] for k in DEFAULT_GATES} == DEFAULT_GATES
+
+
+SHARED = """version: v1
+mig-configs:
+  all-1g.10gb:
+    - devices: all
+      mig-enabled: true
+      mig-devices:
+        "1g.10gb": 7
+  a100-only:
+    - device-filter: ["0x20B010DE"]
+      devices: all
+      mig-enabled: true
+      mig-devices:
+        "1g.5gb": 7
+  per-type:
+    - device-filter: ["0x20B010DE"]
+      devices: all
+      mig-enabled: true
+      mig-devices:
+        "1g.5gb": 7
+    - device-filter: ["0x233010DE"]
+      devices: all
+      mig-enabled: true
+      mig-devices:
+        "1g.10gb": 7
+"""
+
+
+def test_a_config_that_selects_none_of_the_nodes_gpus_is_a_warning(kubesim, core, gpu_node) -> None:  # type: ignore[no-untyped-def]
+    """NVIDIA applies nothing and reports success; this agent too, but the reason and a Warning event say that the
+    config selects none of the node's GPUs, and which filters and GPUs those are. A config shared by several GPU
+    types, whose other entries select nothing here, gives no warning."""
+    gpu_node.config.write_text(SHARED)
+    with FakeDaemonSets(kubesim), ThreadAgent(gpu_node):
+        set_labels(core, {"nvidia.com/mig.config": "all-1g.10gb"})
+        wait_state(core, "success", config="all-1g.10gb")
+        before = read_state(gpu_node.gpu_state)["gpus"]
+        set_labels(
+            core, {"nvidia.com/mig.config": "a100-only"}
+        )  # from success: the reason must not stay on the old one
+        labels = wait_state(core, "success", config="a100-only")
+        reason = reason_of(core)
+        assert reason == (
+            "MIG config 'a100-only' is applied (warning: MIG config 'a100-only' selects none of this node's GPUs: "
+            "entry 0 (device-filter 0x20B010DE); this node has GPUs 0-7 (0x233010DE, H100-SXM5-80GB); nothing to "
+            "change)"
+        )
+        warnings = wait_for(  # the Event follows the patch
+            lambda: [(t, m) for t, r, m in events_of(core) if r == "MigConfigWarning"], timeout=10, what="the event"
+        )
+        assert warnings == [("Warning", reason)]
+        assert read_state(gpu_node.gpu_state)["gpus"] == before
+        assert {k: labels[k] for k in DEFAULT_GATES} == DEFAULT_GATES
+        set_labels(core, {"nvidia.com/mig.config": "per-type"})  # its H100 entry holds already
+        wait_state(core, "success", config="per-type")
+        assert reason_of(core) == "MIG config 'per-type' is applied"
+    assert [r for _, r, _ in events_of(core)].count("MigConfigWarning") == 1

@@ -275,3 +275,74 @@ def test_a_config_that_failed_permanently_is_tried_again_when_the_label_comes_ba
         attempts = current_attempts(attempts, "a", "d")
         action = decide(on_a, attempts)
         assert action.kind is Kind.RECONFIGURE and action.target == "a"
+
+
+NONE_SELECTED = "MIG config 'b' selects none of this node's GPUs: entry 0 (device-filter 0x20B010DE); ..."
+
+
+@pytest.mark.parametrize(
+    ("state", "reason", "warnings", "kind", "new_reason", "event"),
+    [
+        # The label moved from a to b, which already holds: the reason names b now (it named a).
+        ("success", "MIG config 'a' applied", (), Kind.SETTLE, "MIG config 'b' is applied", None),
+        ("failed", "MIG config 'a': x", (), Kind.SETTLE, "MIG config 'b' is applied", EV_SUCCESS),
+        # b selects none of the node's GPUs: success, and the warning in the reason and a Warning event, whatever the
+        # state was before.
+        (
+            "success",
+            "MIG config 'a' applied",
+            (NONE_SELECTED,),
+            Kind.SETTLE,
+            f"MIG config 'b' is applied (warning: {NONE_SELECTED})",
+            "MigConfigWarning",
+        ),
+        (
+            "failed",
+            "MIG config 'a': x",
+            (NONE_SELECTED,),
+            Kind.SETTLE,
+            f"MIG config 'b' is applied (warning: {NONE_SELECTED})",
+            "MigConfigWarning",
+        ),
+        # Already said: nothing to write, no second event.
+        ("success", f"MIG config 'b' is applied (warning: {NONE_SELECTED})", (NONE_SELECTED,), Kind.IDLE, None, None),
+        ("success", f"MIG config 'b' applied (warning: {NONE_SELECTED})", (NONE_SELECTED,), Kind.IDLE, None, None),
+        ("success", "MIG config 'b' applied", (), Kind.IDLE, None, None),
+        # The warning went away (or appeared) under the same label: the reason follows.
+        (
+            "success",
+            f"MIG config 'b' is applied (warning: {NONE_SELECTED})",
+            (),
+            Kind.SETTLE,
+            "MIG config 'b' is applied",
+            None,
+        ),
+    ],
+    ids=[
+        "moved",
+        "moved-from-failed",
+        "none-selected",
+        "none-selected-from-failed",
+        "said",
+        "said-after-run",
+        "run",
+        "warning-gone",
+    ],
+)
+def test_an_applied_config_reason_names_the_labelled_config_and_its_warnings(
+    state: str, reason: str, warnings: tuple[str, ...], kind: Kind, new_reason: str | None, event: str | None
+) -> None:
+    action = decide(
+        obs(
+            {CONFIG_LABEL: "b", STATE_LABEL: state},
+            {REASON_ANNOTATION: reason},
+            assessment=Assessment(Check.APPLIED, warnings=warnings),
+        ),
+        {},
+    )
+    assert action.kind is kind
+    if new_reason is not None:
+        assert action.patch is not None
+        assert action.patch["metadata"]["annotations"][REASON_ANNOTATION] == new_reason
+        assert action.patch["metadata"].get("labels", {}).get(STATE_LABEL, state) == "success"
+    assert (action.event.reason if action.event else None) == event
