@@ -68,6 +68,7 @@ from .labels import (
     JOURNAL_ANNOTATION,
     OPERATOR_VALIDATOR_APP,
     REASON_ANNOTATION,
+    RESTORE_ANNOTATION,
     STATE_FAILED,
     STATE_LABEL,
     STATE_PENDING,
@@ -431,7 +432,17 @@ class Agent:
 
     # -- a run --------------------------------------------------------------------------------------------------------
 
-    def _checkpoint(self) -> dict[str, Any]:
+    def _checkpoint(self, node: Mapping[str, Any]) -> dict[str, Any]:
+        """The geometry a failed run returns to: the one a previous failed run could not put back, if recorded (so
+        that retries do not take a half-restored geometry as the one to return to), else the GPUs' now."""
+        recorded = _annotations(node).get(RESTORE_ANNOTATION)
+        if recorded:
+            try:
+                data = json.loads(recorded)
+                state_from_json(data, RESTORE_ANNOTATION)
+                return dict(data)
+            except (ValueError, MigManagerError) as exc:
+                log.warning("ignoring the unreadable %s annotation: %s", RESTORE_ANNOTATION, exc)
         return state_to_json(fetch_state(self.backend))
 
     def _start_run(self, action: Action, node: dict[str, Any], spec: MigPartedSpec) -> None:
@@ -440,7 +451,7 @@ class Agent:
         started = time.monotonic()
         labels = _labels(node)
         saved = gates_of(labels)
-        checkpoint = self._checkpoint()
+        checkpoint = self._checkpoint(node)
         journal = Journal(
             target=target,
             phase=Phase.PAUSED,
@@ -510,8 +521,8 @@ class Agent:
         if target != journal.target:
             problem = self._target_problem(config.spec, target)
             if problem is not None:
-                self._undo(journal)
-                self._finish(journal, _Outcome(STATE_FAILED, problem, permanent=True), started)
+                restored = self._undo(journal)
+                self._finish(journal, _Outcome(STATE_FAILED, problem, permanent=True), started, restored)
                 return
             reboot = journal.reboot if journal.reboot is not None and journal.reboot.config == target else None
             journal = replace(journal, target=target, reboot=reboot)
@@ -539,8 +550,9 @@ class Agent:
         started = time.monotonic()
         journal = decode(_annotations(node)[JOURNAL_ANNOTATION])
         log.warning("the %s label was removed during the run to %s; undoing it", CONFIG_LABEL, journal.target)
-        self._undo(journal)
-        self._finish(journal, _Outcome(STATE_FAILED, text_label_removed(journal.target), permanent=True), started)
+        restored = self._undo(journal)
+        outcome = _Outcome(STATE_FAILED, text_label_removed(journal.target), permanent=True)
+        self._finish(journal, outcome, started, restored)
 
     def _target_problem(self, spec: MigPartedSpec | None, target: str) -> str | None:
         if spec is None:
@@ -581,9 +593,14 @@ class Agent:
             outcome = _Outcome(STATE_FAILED, str(exc), transient=True)
         except PermanentError as exc:
             outcome = _Outcome(STATE_FAILED, str(exc), permanent=True)
+        restored = True
         if outcome.state != STATE_SUCCESS and touched:
-            self._undo(journal)
-        self._finish(journal, outcome, started)
+            restored = self._undo(journal)
+        elif (
+            outcome.state != STATE_SUCCESS
+        ):  # untouched GPUs hold the checkpoint, unless it is a recorded restore point
+            restored = RESTORE_ANNOTATION not in _annotations(self.watcher.latest)
+        self._finish(journal, outcome, started, restored)
 
     def _apply(self, journal: Journal) -> _Outcome:
         target = journal.target
@@ -640,24 +657,27 @@ class Agent:
         self.host.reboot()
         raise Rebooted
 
-    def _undo(self, journal: Journal) -> None:
-        """Put the GPUs back to the journal's checkpoint if they differ from it (best effort, logged)."""
+    def _undo(self, journal: Journal) -> bool:
+        """Put the GPUs back to the journal's checkpoint if they differ from it; whether they hold it now."""
         if journal.checkpoint is None:
-            return
+            return True
         try:
             before: NodeState = state_from_json(dict(journal.checkpoint), "journal checkpoint")
             pending = any((mode := self.backend.mig_mode(d.index)).pending != mode.current for d in before.devices)
             if not pending and fetch_state(self.backend) == before:
-                return
+                return True
             log.warning("restoring the previous MIG geometry from the journal")
             result = restore_state(self.backend, before)
             if not result.ok:
                 log.error("restoring the previous MIG geometry failed: %s", "; ".join(result.lines()))
+            return result.ok
         except MigManagerError as exc:  # DeviceError included
             log.error("restoring the previous MIG geometry failed: %s", exc)
+            return False
 
-    def _finish(self, journal: Journal, outcome: _Outcome, started: float) -> None:
-        """Every exit path: start host services, restore gates, set the final state, remove the journal."""
+    def _finish(self, journal: Journal, outcome: _Outcome, started: float, restored: bool = True) -> None:
+        """Every exit path: start host services, restore gates, set the final state, remove the journal; `restored`:
+        the GPUs hold the journal's checkpoint again (else it is recorded for the next run)."""
         errors: list[str] = []
         for unit in restart_order(journal.services or ()):
             try:
@@ -671,6 +691,13 @@ class Agent:
         if errors:
             outcome = _Outcome(
                 STATE_FAILED, f"{outcome.reason}; starting host services failed: {'; '.join(errors)}", transient=True
+            )
+        restore_point = None
+        if outcome.state != STATE_SUCCESS and not restored and journal.checkpoint is not None:
+            restore_point = json.dumps(journal.checkpoint, separators=(",", ":"), sort_keys=True)
+            outcome.reason += (
+                "; putting back the MIG geometry from before the change (before the first failed attempt) FAILED "
+                f"(kept in the {RESTORE_ANNOTATION} annotation: the next run returns there if it fails)"
             )
         key: Key = (journal.target, self.source.current().digest)
         if outcome.state == STATE_SUCCESS:
@@ -690,9 +717,10 @@ class Agent:
                 outcome.reason = text_retry(outcome.reason, attempt.next_at - time.monotonic())
         inventory = self._refresh_inventory()
         node = self.watcher.latest
-        patch = settle_patch(
-            _labels(node), _annotations(node), Settle(outcome.state, outcome.reason, journal.gates, inventory)
+        settle = Settle(
+            outcome.state, outcome.reason, journal.gates, inventory, restore_point=restore_point, restored=restored
         )
+        patch = settle_patch(_labels(node), _annotations(node), settle)
         if patch is not None:
             self._patch(patch, f"state {outcome.state}, gates restored")
         elapsed = time.monotonic() - started

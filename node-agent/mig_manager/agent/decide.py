@@ -18,6 +18,7 @@ from .labels import (
     INVENTORY_ANNOTATION,
     JOURNAL_ANNOTATION,
     REASON_ANNOTATION,
+    RESTORE_ANNOTATION,
     STATE_FAILED,
     STATE_LABEL,
     STATE_REBOOTING,
@@ -215,6 +216,10 @@ class Settle:
     saved_gates: Mapping[str, str | None] | None = None  # from the journal; None: restore any paused gate
     inventory: str | None = None
     extra_annotations: Mapping[str, str] = field(default_factory=dict)
+    # The geometry a failed run could not put back (recorded); None: nothing to record, and on `success` or when
+    # `restored` any recorded one is dropped (the GPUs hold the config, or what they held before).
+    restore_point: str | None = None
+    restored: bool = False
 
 
 def settle_patch(labels: Mapping[str, str], annotations: Mapping[str, str], settle: Settle) -> dict[str, Any] | None:
@@ -233,6 +238,11 @@ def settle_patch(labels: Mapping[str, str], annotations: Mapping[str, str], sett
     if settle.inventory is not None:
         extra[INVENTORY_ANNOTATION] = settle.inventory
     ann_patch.update({k: v for k, v in extra.items() if annotations.get(k) != v})
+    if settle.restore_point is not None:
+        if annotations.get(RESTORE_ANNOTATION) != settle.restore_point:
+            ann_patch[RESTORE_ANNOTATION] = settle.restore_point
+    elif RESTORE_ANNOTATION in annotations and (settle.state == STATE_SUCCESS or settle.restored):
+        ann_patch[RESTORE_ANNOTATION] = None
     if not label_patch and not ann_patch:
         return None
     meta: dict[str, Any] = {}

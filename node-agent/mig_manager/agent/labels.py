@@ -16,6 +16,9 @@ STATE_LABEL = "nvidia.com/mig.config.state"
 REASON_ANNOTATION = "nvidia.com/mig.config.state.reason"  # human-readable reason of the current state
 JOURNAL_ANNOTATION = "nvidia.com/mig.config.journal"  # the reconfiguration in progress (JSON, see journal.py)
 INVENTORY_ANNOTATION = "nvidia.com/mig.inventory"  # the GPU inventory read by the operator (JSON, see inventory.py)
+# The MIG geometry from before a failed run that could not be put back (mig-parted checkpoint JSON): the next run
+# starts from it, so its rollback returns there and not to the half-restored geometry.
+RESTORE_ANNOTATION = "nvidia.com/mig.config.restore"
 
 STATE_PENDING = "pending"
 STATE_REBOOTING = "rebooting"

@@ -170,3 +170,41 @@ def test_a_retry_fires_on_time_even_when_other_node_events_arrive_during_the_bac
         set_labels(core, {"example.com/unrelated": "1"})  # wakes the agent before the back-off ends
         wait_state(core, "success", config="all-balanced", timeout=20)
     assert _applied(gpu_node, "all-balanced")
+
+
+def test_a_rollback_that_fails_is_recorded_and_retries_return_to_the_original_geometry(  # type: ignore[no-untyped-def]
+    kubesim, core, gpu_node
+) -> None:
+    """Found by the chaos test: GPU 0 keeps failing to create compute instances, so the rollback of a failed run cannot
+    recreate its old 7g.80gb instance either. The retry used to checkpoint that half-restored GPU and then report
+    "restored the previous geometry" for it; now the original geometry is kept in an annotation, every retry returns
+    there (and says when it cannot), and once the GPU works the node ends where the user asked."""
+    import json
+
+    from mig_manager.parted.state import fetch_state, state_to_json
+
+    spec = load_spec_file(str(gpu_node.config)).spec
+    assert apply_config(SimulatedBackend(gpu_node.gpu_state), spec, "all-7g.80gb").ok
+    original = state_to_json(fetch_state(SimulatedBackend(gpu_node.gpu_state)))
+    before = _geometry(gpu_node)
+    set_labels(core, {"nvidia.com/mig.config": "all-7g.80gb"})
+    gpu_node.configure(backoff_initial=0.2, backoff_max=0.2, max_retries=2)
+    with FakeDaemonSets(kubesim), ThreadAgent(gpu_node) as runner:
+        wait_state(core, "success", config="all-7g.80gb")
+        add_fault(gpu_node.gpu_state, "create_compute_instance", "GPU_IS_LOST", gpu=0, times=-1)
+        set_labels(core, {"nvidia.com/mig.config": "all-4g.40gb"})
+        wait_for(lambda: "gave up after 3 attempts" in reason_of(core), timeout=60, what="the retries given up")
+        assert runner.agent.runs == 3
+        reason = reason_of(core)
+        assert "putting back the MIG geometry from before the change (before the first failed attempt) FAILED" in reason
+        annotations = annotations_of(core)
+        assert json.loads(annotations["nvidia.com/mig.config.restore"]) == original  # not the half-restored GPU 0
+        assert _geometry(gpu_node)[1:] == before[1:]  # every other GPU is back
+        from mig_manager.devices.simulated import clear_faults
+
+        clear_faults(gpu_node.gpu_state)
+        set_labels(core, {"nvidia.com/mig.config": "all-7g.80gb"})  # back to what it held
+        wait_state(core, "success", config="all-7g.80gb")
+    assert "nvidia.com/mig.config.restore" not in annotations_of(core)
+    assert _geometry(gpu_node) == before
+    assert _applied(gpu_node, "all-7g.80gb")

@@ -346,3 +346,17 @@ def test_an_applied_config_reason_names_the_labelled_config_and_its_warnings(
         assert action.patch["metadata"]["annotations"][REASON_ANNOTATION] == new_reason
         assert action.patch["metadata"].get("labels", {}).get(STATE_LABEL, state) == "success"
     assert (action.event.reason if action.event else None) == event
+
+
+def test_settle_patch_records_and_drops_the_restore_point() -> None:
+    restore = "nvidia.com/mig.config.restore"
+    labels = {"nvidia.com/mig.config.state": "pending"}
+    recorded = settle_patch(labels, {}, Settle("failed", "boom", restore_point='{"Version":"v1"}'))
+    assert recorded is not None and recorded["metadata"]["annotations"][restore] == '{"Version":"v1"}'
+    kept = {restore: '{"Version":"v1"}'}
+    # a failure that did not touch the GPUs (or could not put them back) keeps the record
+    assert restore not in (settle_patch(labels, kept, Settle("failed", "boom")) or {})["metadata"]["annotations"]
+    # success (the GPUs hold the config) or a failure that put the recorded geometry back drops it
+    for settle in (Settle("success", "done"), Settle("failed", "boom", restored=True)):
+        patch = settle_patch(labels, kept, settle)
+        assert patch is not None and patch["metadata"]["annotations"][restore] is None
