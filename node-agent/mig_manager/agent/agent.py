@@ -709,6 +709,7 @@ class Agent:
                 permanent=outcome.permanent,
                 reason=outcome.reason,
                 policy=self.policy,
+                keep_trying=restore_point is not None,
             )
             self.attempts[key] = attempt
             if attempt.permanent:

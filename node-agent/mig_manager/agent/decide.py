@@ -115,14 +115,21 @@ def backoff_delay(failures: int, policy: RetryPolicy) -> float:
 
 
 def record_failure(
-    previous: Attempts | None, *, now: float, permanent: bool, reason: str, policy: RetryPolicy
+    previous: Attempts | None,
+    *,
+    now: float,
+    permanent: bool,
+    reason: str,
+    policy: RetryPolicy,
+    keep_trying: bool = False,
 ) -> Attempts:
     """The bookkeeping after a failed run: a permanent failure stops retries; a transient one backs off, and after
-    `max_retries` of them the agent stops retrying too."""
+    `max_retries` of them the agent stops retrying too, unless it must `keep_trying` (the GPUs are not back to their
+    geometry from before the change: giving up would leave them half-changed)."""
     failures = (previous.failures if previous else 0) + 1
     if permanent:
         return Attempts(failures, 0.0, True, reason)
-    if failures > policy.max_retries:
+    if failures > policy.max_retries and not keep_trying:
         return Attempts(failures, 0.0, True, f"{reason} (gave up after {failures} attempts)")
     return Attempts(failures, now + backoff_delay(failures, policy), False, reason)
 

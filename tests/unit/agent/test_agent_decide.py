@@ -360,3 +360,12 @@ def test_settle_patch_records_and_drops_the_restore_point() -> None:
     for settle in (Settle("success", "done"), Settle("failed", "boom", restored=True)):
         patch = settle_patch(labels, kept, settle)
         assert patch is not None and patch["metadata"]["annotations"][restore] is None
+
+
+def test_record_failure_keeps_trying_while_the_gpus_are_not_back() -> None:
+    policy = RetryPolicy(initial=1.0, maximum=4.0, max_retries=1)
+    a = record_failure(None, now=0.0, permanent=False, reason="x", policy=policy, keep_trying=True)
+    for _ in range(5):
+        a = record_failure(a, now=0.0, permanent=False, reason="x", policy=policy, keep_trying=True)
+    assert not a.permanent and a.next_at == 4.0 and a.failures == 6  # backing off at the maximum, not giving up
+    assert record_failure(a, now=0.0, permanent=False, reason="x", policy=policy).permanent
