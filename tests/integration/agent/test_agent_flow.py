@@ -127,6 +127,10 @@ def test_instances_only_change_leaves_the_kubelet_alone(kubesim, core, gpu_node)
         wait_state(core, "success")
         set_labels(core, {"nvidia.com/mig.config": "all-balanced"})
         wait_state(core, "success", config="all-balanced")
+        # the stand-in DaemonSets watch the Node in their own thread: wait until they saw the final state too
+        wait_for(
+            lambda: _states(daemonsets.seen)[-2:] == ["pending", "success"], timeout=20, what="the watch seeing success"
+        )
         assert _states(daemonsets.seen)[-3:] == ["success", "pending", "success"]
     units = {e.get("unit") for e in read_host_services(gpu_node.services)["log"]}
     assert "kubelet.service" not in units
