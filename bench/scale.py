@@ -2,7 +2,7 @@
 node agents relabelled at once.
 
 Run from the repository root: `.venv/bin/python bench/scale.py [--nodes 1000]` (every 20th node runs an agent). Writes
-`bench/results/scale.json` and prints a summary. About 4-5 minutes on 2 CPUs.
+`bench/results/scale.json` and prints a summary. About 5 minutes on 2 CPUs.
 
 The cluster: kubesim in this process with a topology of 1,000 GPU nodes (`gpu-0000` ... `gpu-0999`, 8x H100 80GB
 each, MIG disabled), so its controllers, scheduler and kubelet run every DaemonSet pod, and emulate NVIDIA's device
@@ -11,7 +11,7 @@ resync), out of cluster as in `bench/operator.py`, and manages all 1,000 nodes; 
 MIG strategy and `all-disabled` as the default config.
 
 Agents on exactly 50 nodes: every 20th node (`gpu-0000`, `gpu-0020`, ...) runs the node agent; the other 950 carry
-`nvidia.com/gpu.deploy.mig-manager=false` from the topology, NVIDIA's documented per-node opt-out of one operand,
+`nvidia.com/gpu.deploy.mig-manager=false` from the topology, the per-node opt-out of one operand (as NVIDIA's),
 which the operator leaves alone (it sets that label only where it is absent). No product or kubesim change is needed:
 the mig-manager DaemonSet selects `nvidia.com/gpu.deploy.mig-manager=true`, so kubesim's kubelet starts the agent
 (`mig-manager`, a real process per node) on the 50 nodes only. Every other operand runs on all 1,000 nodes.
@@ -170,6 +170,9 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+PRODUCT = ("operator", "node-agent", "sim", "charts", "crds")
+
+
 def source_state() -> dict[str, Any]:
     """The commit measured, and the product files that differed from it when the run started (a shared checkout)."""
 
@@ -177,8 +180,18 @@ def source_state() -> dict[str, Any]:
         done = subprocess.run(["git", *argv], cwd=ROOT, capture_output=True, text=True, check=False)
         return done.stdout.rstrip("\n")
 
-    changed = git("status", "--porcelain", "--", "operator", "node-agent", "sim", "charts", "crds").splitlines()
+    changed = git("status", "--porcelain", "--", *PRODUCT).splitlines()
     return {"commit": git("rev-parse", "HEAD"), "uncommitted_product_files": [line[3:] for line in changed]}
+
+
+def changed_since(started: float) -> list[str]:
+    """Product source files modified after `started` (wall clock): processes started later may have run them."""
+    out = []
+    for top in PRODUCT:
+        for path in (ROOT / top).rglob("*"):
+            if path.suffix in (".py", ".yaml", ".j2", ".json") and path.is_file() and path.stat().st_mtime > started:
+                out.append(str(path.relative_to(ROOT)))
+    return sorted(out)
 
 
 def percentile(values: Iterable[float], q: float) -> float:
@@ -437,6 +450,7 @@ def main() -> int:
     )
     load = os.getloadavg()[0]
     source = source_state()
+    wall_start = time.time()
     started_at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
         t_start = time.monotonic()
@@ -453,7 +467,7 @@ def main() -> int:
 
             op = Operator(sim, Path(tmp) / "operator.log")
             try:
-                result = run(args, sim, cluster, core, op, agents)
+                measured = run(args, sim, cluster, core, op, agents, wall_start)
             except BaseException:
                 op.stop()
                 sys.stderr.write((Path(tmp) / "operator.log").read_text(errors="replace")[-4000:])
@@ -462,6 +476,7 @@ def main() -> int:
         finally:
             sim.stop(timeout=120)
 
+    changed_early = measured.pop("changed_before_processes_started")
     result = {
         "benchmark": "scale",
         "command": ".venv/bin/python bench/scale.py",
@@ -482,9 +497,13 @@ def main() -> int:
             "configs": [name for name, _ in ROUNDS],
             "operator_resync_seconds": 60,
         },
-        "source": source,
+        "source": {
+            **source,
+            "product_files_changed_before_every_process_started": changed_early,
+            "product_files_changed_during_run": changed_since(wall_start),
+        },
         "kubesim_startup_seconds": round(startup_s, 2),
-        **result,
+        **measured,
         "targets": TARGETS,
     }
     result["meets_targets"] = all(result["meets"].values())
@@ -496,12 +515,21 @@ def main() -> int:
             f"{r['config']}: {len(agents)} nodes converged in {r['total_seconds']} s (median {r['seconds']['median']} "
             f"s); {r['api_requests']['per_relabelled_node_all_clients']} requests per node (all clients)"
         )
+    source = result["source"]
+    if source["uncommitted_product_files"] or source["product_files_changed_before_every_process_started"]:
+        print(f"warning: the processes measured may not all have run the commit's code: {source}")
     print(f"written to {args.output}")
     return 0
 
 
 def run(
-    args: argparse.Namespace, sim: KubeSim, cluster: Cluster, core: Any, op: Operator, agents: list[str]
+    args: argparse.Namespace,
+    sim: KubeSim,
+    cluster: Cluster,
+    core: Any,
+    op: Operator,
+    agents: list[str],
+    wall_start: float,
 ) -> dict[str, Any]:
     agent_set = set(agents)
     t0 = time.monotonic()
@@ -541,6 +569,7 @@ def run(
     pids = agent_pids()
     if set(pids) != agent_set:
         raise SystemExit(f"agent processes on {sorted(pids)}, expected {agents}")
+    changed_before_start = changed_since(wall_start)  # the operator and every agent had started by now
 
     # let the start-up settle: the API quiet for 2 s
     quiet(cluster)
@@ -557,6 +586,7 @@ def run(
     worst_total = max(r["total_seconds"] for r in rounds)
     worst_requests = max(r["api_requests"]["per_relabelled_node_all_clients"] for r in rounds)
     return {
+        "changed_before_processes_started": changed_before_start,
         "operator_converge_seconds": {
             "all_nodes_labelled": round(marks["labelled"], 2),
             "all_agents_at_default": round(marks["agents"], 2),
