@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 TOOLS := .tools/bin
 export PATH := $(CURDIR)/$(TOOLS):$(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: setup tools test lint typecheck unit demo demo-planner sim sim-down images bench clean crds
+.PHONY: setup tools test lint typecheck unit demo demo-planner sim sim-down images bench soak clean crds
 
 setup: $(VENV)/.installed tools
 
@@ -68,6 +68,13 @@ bench: setup
 	$(PY) bench/kubesim_cluster.py
 	$(PY) bench/scale.py
 	$(PY) bench/report.py
+
+# the chaos test for 1,000 rounds (CI runs 100): summary in bench/results/soak.json; SOAK_SEED picks the rounds
+SOAK_ROUNDS ?= 1000
+SOAK_SEED ?= 1000
+soak: setup
+	CHAOS_ROUNDS=$(SOAK_ROUNDS) CHAOS_SEED=$(SOAK_SEED) CHAOS_REPORT=bench/results/soak.json \
+		$(VENV)/bin/pytest -q -p no:cacheprovider tests/chaos/test_chaos.py
 
 crds: $(VENV)/.installed
 	$(PY) -m gpu_operator.crd crds/nvidia.com_clusterpolicies.yaml
