@@ -185,6 +185,13 @@ def run(args: argparse.Namespace) -> int:
                 loop.call_soon_threadsafe(flag.set)
 
         threading.Thread(target=bridge, name="stop-bridge", daemon=True).start()
+
+        @kopf.on.cleanup(registry=registry)
+        async def release_stop_flag(**_: Any) -> None:
+            # kopf takes SIGTERM itself; without this its waiter on `flag` is left pending and kopf waits 5 s for it
+            stop.set()
+            flag.set()
+
         await kopf.operator(registry=registry, standalone=True, namespaces=[args.namespace], stop_flag=flag)
 
     try:

@@ -117,3 +117,19 @@ def test_status_and_metrics(cluster: Cluster, operator: OperatorProcess) -> None
     assert operator.metric("gpu_nodes") == 1
     out = cluster.kubectl("get", "clusterpolicies")
     assert "STATUS" in out and "STRATEGY" in out and "single" in out and "ready" in out
+
+
+def test_sigterm_stops_the_operator_promptly(cluster: Cluster, operator: OperatorProcess) -> None:
+    """kopf takes SIGTERM itself; the operator's own stop flag must follow it, or kopf waits 5 s for its waiter (a
+    rolling update or a drain would pay that on every operator pod)."""
+    import time
+
+    cluster.apply(policy_doc(**HELM_SPEC))
+    operator.start()
+    wait_for(lambda: cluster.state() == "ready", TIMEOUT, 0.1, "ready")
+    assert operator.proc is not None
+    started = time.monotonic()
+    operator.proc.terminate()
+    assert operator.proc.wait(30) == 0
+    assert time.monotonic() - started < 3.0, "the operator took kopf's 5 s hung-task timeout to stop"
+    assert "stopped" in operator.logs().splitlines()[-1]
