@@ -74,7 +74,7 @@ SOAK_ROUNDS ?= 1000
 SOAK_SEED ?= 1000
 soak: setup
 	CHAOS_ROUNDS=$(SOAK_ROUNDS) CHAOS_SEED=$(SOAK_SEED) CHAOS_REPORT=bench/results/soak.json \
-		$(VENV)/bin/pytest -q -p no:cacheprovider tests/chaos/test_chaos.py
+		$(VENV)/bin/pytest -q -s -p no:cacheprovider tests/chaos/test_chaos.py
 
 crds: $(VENV)/.installed
 	$(PY) -m gpu_operator.crd crds/nvidia.com_clusterpolicies.yaml
