@@ -50,6 +50,7 @@ CONFIG = "nvidia.com/mig.config"
 STATE = "nvidia.com/mig.config.state"
 REASON = "nvidia.com/mig.config.state.reason"
 JOURNAL = "nvidia.com/mig.config.journal"
+RESTORE = "nvidia.com/mig.config.restore"  # the agent's record of a geometry it still has to put back
 GATE_PREFIX = "nvidia.com/gpu.deploy."
 GATES = (
     "nvidia.com/gpu.deploy.device-plugin",
@@ -269,9 +270,10 @@ def check_node(
         if active == "active" and view.units.get(unit) != "active":
             problems.append(f"{name}: host unit {unit} was active and is now {view.units.get(unit)!r}")
     before_gpus = {g.index: g for g in before.gpus}
-    # While an NVML fault still fires, putting the GPUs back can itself fail: allowed only when the agent says so (and
-    # it keeps retrying); once the faults are gone (`final`) a failed node must have the GPUs it had before the round.
-    restore_failed = not final and "FAILED" in reason
+    # While an NVML fault still fires, putting the GPUs back can itself fail: allowed only when the agent says so or
+    # records the geometry to put back (and keeps retrying); once the faults are gone (`final`) a failed node must
+    # have the GPUs it had before the round.
+    restore_failed = not final and ("FAILED" in reason or RESTORE in view.annotations)
     if state == "failed" and not restore_failed:
         for gpu in view.gpus:
             old = before_gpus.get(gpu.index)

@@ -160,3 +160,15 @@ def test_plans_are_reproducible_and_cover_every_kind_of_chaos(seed: int) -> None
     for plan in first:
         labels = [a for a in plan if a.kind == "label"]
         assert 1 <= len(labels) <= 3 and all(a.value in [*configs[a.node], "no-such-config"] for a in labels)
+
+
+def test_a_recorded_restore_point_allows_changed_gpus_only_while_faults_fire() -> None:
+    reason = "cannot read the GPUs: GPU 0: listing GPU instances failed (TIMEOUT); retrying in 0.2s"
+    after = view(
+        "failed",
+        "all-7g.80gb",
+        (gpu(0, "enabled"), gpu(1)),
+        annotations={REASON: reason, "nvidia.com/mig.config.restore": "{}"},
+    )
+    assert check_node(after, BEFORE, CONFIGS, final=False) == []
+    assert any("GPU 0 changed" in p for p in check_node(after, BEFORE, CONFIGS, final=True))

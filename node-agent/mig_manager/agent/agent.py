@@ -340,13 +340,22 @@ class Agent:
     def _dispatch(self, action: Action, node: dict[str, Any], key: Key, spec: MigPartedSpec | None) -> float | None:
         labels, annotations = _labels(node), _annotations(node)
         if action.permanent or action.transient:
-            self.attempts[key] = record_failure(
+            attempt = record_failure(
                 self.attempts.get(key),
                 now=time.monotonic(),
                 permanent=action.permanent,
                 reason=action.reason,
                 policy=self.policy,
+                keep_trying=RESTORE_ANNOTATION in annotations,  # a geometry still to put back: never give up
             )
+            self.attempts[key] = attempt
+            if action.transient and action.kind is Kind.SETTLE and action.patch is not None:
+                # say when the next try is (or that there is none), as a failed run does
+                now = time.monotonic()
+                text = attempt.reason if attempt.permanent else text_retry(action.reason, attempt.next_at - now)
+                patched: dict[str, Any] = json.loads(json.dumps(action.patch))
+                patched["metadata"].setdefault("annotations", {})[REASON_ANNOTATION] = text
+                action = replace(action, patch=patched, reason=text)
         if action.kind is Kind.IDLE:
             if action.target is not None and labels.get(STATE_LABEL):
                 self.metrics.set_state(labels[STATE_LABEL])

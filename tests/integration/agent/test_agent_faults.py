@@ -210,3 +210,35 @@ def test_a_rollback_that_fails_is_recorded_and_retries_return_to_the_original_ge
         wait_state(core, "success", config="all-4g.40gb")
     assert "nvidia.com/mig.config.restore" not in annotations_of(core)
     assert _applied(gpu_node, "all-4g.40gb")
+
+
+def test_gpus_that_cannot_be_read_after_a_half_done_change_are_retried_until_they_can(  # type: ignore[no-untyped-def]
+    kubesim, core, gpu_node
+) -> None:
+    """Found by the soak: the MIG mode had been enabled when listing instances began to fail, so neither the run nor
+    its rollback could finish, and later passes ("cannot read the GPUs") gave up after max_retries, leaving the GPUs
+    half-changed. Now those passes say when they retry and never give up while a geometry is recorded to put back."""
+    add_fault(gpu_node.gpu_state, "gpu_instances", "TIMEOUT", times=-1)
+    gpu_node.configure(backoff_initial=0.2, backoff_max=0.2, max_retries=1)
+    with FakeDaemonSets(kubesim), ThreadAgent(gpu_node) as runner:
+        set_labels(core, {"nvidia.com/mig.config": "all-balanced"})
+
+        def unreadable() -> str:
+            reason = reason_of(core)
+            return reason if reason.startswith("cannot read the GPUs") else ""
+
+        reason = wait_for(unreadable, timeout=60, what="the GPUs unreadable after the half-done change")
+        assert "retrying in" in reason
+        assert "nvidia.com/mig.config.restore" in annotations_of(core)
+        wait_for(
+            lambda: runner.agent.attempts and max(a.failures for a in runner.agent.attempts.values()) >= 4,
+            timeout=60,
+            what="failures beyond max_retries",
+        )
+        assert "gave up" not in reason_of(core)
+        from mig_manager.devices.simulated import clear_faults
+
+        clear_faults(gpu_node.gpu_state)
+        wait_state(core, "success", config="all-balanced", timeout=60)
+    assert "nvidia.com/mig.config.restore" not in annotations_of(core)
+    assert _applied(gpu_node, "all-balanced")
