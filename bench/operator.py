@@ -22,31 +22,20 @@ import argparse
 import json
 import os
 import platform
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "operator"), str(ROOT / "sim"), str(ROOT / "node-agent")]
 
 from kubesim.server import Config, KubeSim  # noqa: E402
+from support import CRD, NS, Operator, memory_mb, wait_for  # noqa: E402
 
-NS = "gpu-operator"
-CRD = ROOT / "crds" / "nvidia.com_clusterpolicies.yaml"
 RESULT = ROOT / "bench" / "results" / "operator.json"
-IMAGES = {
-    "MIG_MANAGER_IMAGE": "gpu-operator-mig/mig-manager:bench",
-    "DEVICE_PLUGIN_IMAGE": "nvcr.io/nvidia/k8s-device-plugin:v0.20.0",
-    "GFD_IMAGE": "nvcr.io/nvidia/k8s-device-plugin:v0.20.0",
-    "DCGM_EXPORTER_IMAGE": "nvcr.io/nvidia/k8s/dcgm-exporter:4.5.2-4.8.1-distroless",
-}
 GPU_LABELS = {
     "feature.node.kubernetes.io/pci-10de.present": "true",
     "nvidia.com/mig.capable": "true",
@@ -70,87 +59,6 @@ POLICY = {
 }
 
 
-def wait_for(predicate: Callable[[], Any], timeout: float, interval: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = predicate()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise SystemExit(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def memory_mb(pid: int) -> dict[str, float]:
-    out: dict[str, float] = {}
-    with open(f"/proc/{pid}/status", encoding="ascii") as handle:
-        for line in handle:
-            key, _, value = line.partition(":")
-            if key in ("VmRSS", "VmHWM"):
-                out[key] = round(int(value.split()[0]) / 1024, 1)
-    return out
-
-
-class Operator:
-    def __init__(self, sim: KubeSim, log: Path) -> None:
-        self.metrics_port = free_port()
-        env = dict(os.environ, **IMAGES)
-        env["PYTHONPATH"] = os.pathsep.join(str(ROOT / p) for p in ("operator", "node-agent", "sim"))
-        self.log = open(log, "wb")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "gpu_operator",
-                "run",
-                f"--kubeconfig={sim.kubeconfig}",
-                f"--namespace={NS}",
-                f"--metrics-bind-address=127.0.0.1:{self.metrics_port}",
-                "--health-probe-bind-address=",
-                "--resync-period=5",
-            ],
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-            env=env,
-            cwd=ROOT,
-        )
-
-    def metrics(self) -> dict[str, float]:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=10) as response:
-                text = response.read().decode()
-        except OSError:
-            return {}
-        out = {}
-        for line in text.splitlines():
-            if line and not line.startswith("#"):
-                name, _, value = line.rpartition(" ")
-                out[name] = float(value)
-        return out
-
-    def writes(self) -> int:
-        return int(sum(v for k, v in self.metrics().items() if k.startswith("gpu_operator_writes_total")))
-
-    def reconciles(self) -> int:
-        return int(self.metrics().get('gpu_operator_reconciles_total{result="success"}', 0))
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-        self.log.close()
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--nodes", type=int, default=1000)
@@ -168,7 +76,7 @@ def main() -> int:
         core.create_namespace({"metadata": {"name": NS}})
         client.ApiextensionsV1Api(api).create_custom_resource_definition(yaml.safe_load(CRD.read_text()))
         custom.create_cluster_custom_object("nvidia.com", "v1", "clusterpolicies", POLICY)
-        op = Operator(sim, Path(tmp) / "operator.log")
+        op = Operator(sim.kubeconfig, Path(tmp) / "operator.log", "--resync-period=5")
         try:
             wait_for(lambda: op.reconciles() >= 1, 120, 0.2, "the operator's first reconcile")
             peak_mb = 0.0

@@ -53,14 +53,12 @@ import argparse
 import json
 import os
 import platform
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -73,21 +71,14 @@ sys.path[:0] = [str(ROOT / "operator"), str(ROOT / "sim"), str(ROOT / "node-agen
 
 from kubesim.server import Config, KubeSim  # noqa: E402
 from kubesim.topology import NodeSpec, Topology  # noqa: E402
+from support import CRD, NS, Operator, memory_mb, wait_for  # noqa: E402
 
 T = TypeVar("T")
-NS = "gpu-operator"
-CRD = ROOT / "crds" / "nvidia.com_clusterpolicies.yaml"
 RESULT = ROOT / "bench" / "results" / "scale.json"
 GPUS = "H100-80GBx8"
 EVERY = 20  # every 20th node runs an agent: 50 of 1,000
 BENCH_MANAGER = "bench-scale"
 OPERATOR_MANAGER = "gpu-operator"
-IMAGES = {
-    "MIG_MANAGER_IMAGE": "gpu-operator-mig/mig-manager:bench",
-    "DEVICE_PLUGIN_IMAGE": "nvcr.io/nvidia/k8s-device-plugin:v0.20.0",
-    "GFD_IMAGE": "nvcr.io/nvidia/k8s-device-plugin:v0.20.0",
-    "DCGM_EXPORTER_IMAGE": "nvcr.io/nvidia/k8s/dcgm-exporter:4.5.2-4.8.1-distroless",
-}
 DEFAULT_CONFIG = "all-disabled"
 MIG_MANAGER = "nvidia.com/gpu.deploy.mig-manager"
 CONFIG = "nvidia.com/mig.config"
@@ -135,33 +126,6 @@ TARGETS = {
     "operator_memory_mb": 250.0,
     "agent_memory_mb": 80.0,
 }
-
-
-def wait_for(predicate: Callable[[], T], timeout: float, interval: float, what: str) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = predicate()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise SystemExit(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def memory_mb(pid: int) -> dict[str, float]:
-    out: dict[str, float] = {}
-    with open(f"/proc/{pid}/status", encoding="ascii") as handle:
-        for line in handle:
-            key, _, value = line.partition(":")
-            if key in ("VmRSS", "VmHWM"):
-                out[key] = round(int(value.split()[0]) / 1024, 1)
-    return out
 
 
 def cpu_seconds(pid: int) -> float:
@@ -239,56 +203,6 @@ def agent_pids() -> dict[str, int]:
         if env.get("NODE_NAME"):
             found[env["NODE_NAME"]] = int(entry.name)
     return found
-
-
-class Operator:
-    """`python -m gpu_operator run` against the simulated cluster, with its metrics on a free port."""
-
-    def __init__(self, sim: KubeSim, log: Path) -> None:
-        self.metrics_port = free_port()
-        env = dict(os.environ, **IMAGES)
-        env["PYTHONPATH"] = os.pathsep.join(str(ROOT / p) for p in ("operator", "node-agent", "sim"))
-        self.log = open(log, "wb")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "gpu_operator",
-                "run",
-                f"--kubeconfig={sim.kubeconfig}",
-                f"--namespace={NS}",
-                f"--metrics-bind-address=127.0.0.1:{self.metrics_port}",
-                "--health-probe-bind-address=",
-            ],
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-            env=env,
-            cwd=ROOT,
-        )
-
-    def metrics(self) -> dict[str, float]:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=10) as response:
-                text = response.read().decode()
-        except OSError:
-            return {}
-        out = {}
-        for line in text.splitlines():
-            if line and not line.startswith("#"):
-                name, _, value = line.rpartition(" ")
-                out[name] = float(value)
-        return out
-
-    def writes(self) -> int:
-        return int(sum(v for k, v in self.metrics().items() if k.startswith("gpu_operator_writes_total")))
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-        self.log.close()
 
 
 class Cluster:
@@ -465,7 +379,7 @@ def main() -> int:
             client.ApiextensionsV1Api(api).create_custom_resource_definition(yaml.safe_load(CRD.read_text()))
             client.CustomObjectsApi(api).create_cluster_custom_object("nvidia.com", "v1", "clusterpolicies", POLICY)
 
-            op = Operator(sim, Path(tmp) / "operator.log")
+            op = Operator(sim.kubeconfig, Path(tmp) / "operator.log")
             try:
                 measured = run(args, sim, cluster, core, op, agents, wall_start)
             except BaseException:
