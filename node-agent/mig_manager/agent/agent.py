@@ -460,7 +460,11 @@ class Agent:
         started = time.monotonic()
         labels = _labels(node)
         saved = gates_of(labels)
-        checkpoint = self._checkpoint(node)
+        try:
+            checkpoint = self._checkpoint(node)
+        except MigManagerError as exc:  # nothing changed yet: fail (transient) before pausing anything
+            self._unreadable(target, node, f"cannot read the GPUs: {exc}")
+            return
         journal = Journal(
             target=target,
             phase=Phase.PAUSED,
@@ -507,6 +511,26 @@ class Agent:
             self._event("Warning", EV_WARNING, warning)
         self.crash("paused")
         self._execute(journal, started)
+
+    def _unreadable(self, target: str, node: Mapping[str, Any], reason: str) -> None:
+        """A run could not start because the GPUs could not be read: `failed`, retried with back-off."""
+        key: Key = (target, self.source.current().digest)
+        attempt = record_failure(
+            self.attempts.get(key),
+            now=time.monotonic(),
+            permanent=False,
+            reason=reason,
+            policy=self.policy,
+            keep_trying=RESTORE_ANNOTATION in _annotations(node),
+        )
+        self.attempts[key] = attempt
+        text = attempt.reason if attempt.permanent else text_retry(reason, attempt.next_at - time.monotonic())
+        patch = settle_patch(_labels(node), _annotations(node), Settle(STATE_FAILED, text))
+        if patch is not None:
+            self._patch(patch, "state failed: GPUs unreadable")
+        self.metrics.set_state(STATE_FAILED)
+        log.error("cannot start the run to %s: %s", target, text)
+        self._event("Warning", EV_FAILED, f"MIG config {target!r} failed: {text}")
 
     def _resume(self, target: str, node: dict[str, Any]) -> None:
         started = time.monotonic()
@@ -602,6 +626,8 @@ class Agent:
             outcome = _Outcome(STATE_FAILED, str(exc), transient=True)
         except PermanentError as exc:
             outcome = _Outcome(STATE_FAILED, str(exc), permanent=True)
+        except MigManagerError as exc:  # a GPU read outside mig-parted's apply (which reports its own)
+            outcome = _Outcome(STATE_FAILED, f"MIG config {journal.target!r}: {exc}", transient=True)
         restored = True
         if outcome.state != STATE_SUCCESS and touched:
             restored = self._undo(journal)

@@ -242,3 +242,56 @@ def test_gpus_that_cannot_be_read_after_a_half_done_change_are_retried_until_the
         wait_state(core, "success", config="all-balanced", timeout=60)
     assert "nvidia.com/mig.config.restore" not in annotations_of(core)
     assert _applied(gpu_node, "all-balanced")
+
+
+def test_a_resumed_run_that_cannot_read_the_gpus_ends_failed(kubesim, core, gpu_node) -> None:  # type: ignore[no-untyped-def]
+    """An agent killed in the middle of a run restarts while listing GPU instances fails: the resumed run ends `failed`
+    (gates restored, journal removed) and is retried once the GPUs can be read."""
+    from agent_support import run_process
+
+    from mig_manager.agent.agent import CRASH_EXIT_CODE
+    from mig_manager.devices.simulated import clear_faults
+
+    spec = load_spec_file(str(gpu_node.config)).spec
+    assert apply_config(SimulatedBackend(gpu_node.gpu_state), spec, "all-balanced").ok
+    set_labels(core, {"nvidia.com/mig.config": "all-disabled"})
+    gpu_node.configure(backoff_initial=0.2, backoff_max=0.5, max_retries=100)
+    with FakeDaemonSets(kubesim):
+        assert run_process(gpu_node, MIG_MANAGER_CRASH_AT="paused").returncode == CRASH_EXIT_CODE
+        assert "nvidia.com/mig.config.journal" in annotations_of(core)
+        add_fault(gpu_node.gpu_state, "gpu_instances", "UNKNOWN", times=-1)
+        with ThreadAgent(gpu_node):
+            labels = wait_state(core, "failed", timeout=30)
+            assert "(UNKNOWN)" in reason_of(core) and "retrying in" in reason_of(core)
+            assert {k: labels[k] for k in DEFAULT_GATES} == DEFAULT_GATES
+            assert "nvidia.com/mig.config.journal" not in annotations_of(core)
+            clear_faults(gpu_node.gpu_state)
+            wait_state(core, "success", config="all-disabled", timeout=30)
+    assert _applied(gpu_node, "all-disabled")
+
+
+def test_a_run_that_cannot_read_the_gpus_to_start_says_failed(kubesim, core, gpu_node) -> None:  # type: ignore[no-untyped-def]
+    """Found by the chaos test: the agent decides some changes without listing the instances, but its checkpoint
+    lists them; that read failed outside any handler, every pass ended in "reconcile failed", and the node kept saying
+    `success` for the config it had before the label changed."""
+    from mig_manager.devices.simulated import clear_faults
+
+    config = "all-disabled"  # decided on the MIG mode alone, without listing instances
+    spec = load_spec_file(str(gpu_node.config)).spec
+    assert apply_config(SimulatedBackend(gpu_node.gpu_state), spec, "all-balanced").ok
+    set_labels(core, {"nvidia.com/mig.config": "all-balanced"})
+    gpu_node.configure(backoff_initial=0.2, backoff_max=0.5, max_retries=100)
+    with FakeDaemonSets(kubesim):
+        with ThreadAgent(gpu_node):
+            wait_state(core, "success", config="all-balanced")
+        # the label and the fault both there when the agent looks (else it fails on the old config's assessment)
+        add_fault(gpu_node.gpu_state, "gpu_instances", "UNKNOWN", times=-1)
+        set_labels(core, {"nvidia.com/mig.config": config})
+        with ThreadAgent(gpu_node):
+            labels = wait_state(core, "failed", timeout=30)
+            reason = reason_of(core)
+            assert reason.startswith("cannot read the GPUs") and "(UNKNOWN)" in reason and "retrying in" in reason
+            assert {k: labels[k] for k in DEFAULT_GATES} == DEFAULT_GATES  # nothing was paused
+            clear_faults(gpu_node.gpu_state)
+            wait_state(core, "success", config=config, timeout=30)
+    assert _applied(gpu_node, config)
