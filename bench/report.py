@@ -441,6 +441,44 @@ def scale_rows(d: Mapping[str, Any]) -> list[Row]:
     return rows
 
 
+def soak_rows(d: Mapping[str, Any]) -> list[Row]:
+    cmd = "make soak"
+    target = get(d, "targets.rounds", 1000)
+    rounds, violations = get(d, "rounds"), get(d, "violations")
+    meets = False
+    if isinstance(rounds, int) and isinstance(violations, int):
+        meets = rounds >= target and violations == 0
+    actions = get(d, "actions", {}) or {}
+    states = get(d, "node_states", {}) or {}
+    return [
+        Row(
+            "chaos soak: rounds of relabelling, killed agents and operator, API and NVML faults, invariants after each",
+            f">= {lim(target)} rounds, 0 violations",
+            f"{num(rounds)} rounds, {num(violations)} violations (seed {get(d, 'seed')})",
+            meets,
+            cmd,
+            "the same test runs 100 rounds in `make test`; docs/reliability.md",
+        ),
+        Row(
+            "chaos soak: what the rounds did",
+            "—",
+            ", ".join(f"{k} {v}" for k, v in sorted(actions.items()))
+            + "; node states after the rounds: "
+            + ", ".join(f"{k} {v}" for k, v in sorted(states.items())),
+            None,
+            cmd,
+        ),
+        Row(
+            "chaos soak: round time (actions until every node settled for good)",
+            "—",
+            f"median {num(get(d, 'round_seconds.median'), ' s', 2)}, max {num(get(d, 'round_seconds.max'), ' s', 1)}, "
+            f"total {num(get(d, 'round_seconds.total'), ' s', 0)}",
+            None,
+            cmd,
+        ),
+    ]
+
+
 @dataclass(frozen=True)
 class Bench:
     title: str
@@ -456,6 +494,7 @@ KNOWN: dict[str, Bench] = {
     "agent": Bench("Node agent (mig-manager)", 6, agent_rows),
     "operator": Bench("Operator", 7, operator_rows),
     "scale": Bench("Scale: 1,000 nodes, 50 agents relabelled at once", 10, scale_rows),
+    "soak": Bench("Chaos soak", 10, soak_rows),
 }
 
 
