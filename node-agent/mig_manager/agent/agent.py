@@ -631,9 +631,8 @@ class Agent:
         restored = True
         if outcome.state != STATE_SUCCESS and touched:
             restored = self._undo(journal)
-        elif (
-            outcome.state != STATE_SUCCESS
-        ):  # untouched GPUs hold the checkpoint, unless it is a recorded restore point
+        elif outcome.state != STATE_SUCCESS:
+            # untouched GPUs hold the checkpoint, unless that is a recorded restore point
             restored = RESTORE_ANNOTATION not in _annotations(self.watcher.latest)
         self._finish(journal, outcome, started, restored)
 
