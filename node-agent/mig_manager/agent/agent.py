@@ -124,6 +124,11 @@ def _annotations(node: Mapping[str, Any] | None) -> dict[str, str]:
     return dict(_meta(node).get("annotations") or {})
 
 
+def _owes_restore(node: Mapping[str, Any] | None) -> bool:
+    """A failed run left a geometry to put back (the restore annotation): retries never give up while it is there."""
+    return RESTORE_ANNOTATION in _annotations(node)
+
+
 class Agent:
     def __init__(
         self,
@@ -340,19 +345,9 @@ class Agent:
     def _dispatch(self, action: Action, node: dict[str, Any], key: Key, spec: MigPartedSpec | None) -> float | None:
         labels, annotations = _labels(node), _annotations(node)
         if action.permanent or action.transient:
-            attempt = record_failure(
-                self.attempts.get(key),
-                now=time.monotonic(),
-                permanent=action.permanent,
-                reason=action.reason,
-                policy=self.policy,
-                keep_trying=RESTORE_ANNOTATION in annotations,  # a geometry still to put back: never give up
-            )
-            self.attempts[key] = attempt
+            text = self._failed(key, action.reason, permanent=action.permanent, keep_trying=_owes_restore(node))
             if action.transient and action.kind is Kind.SETTLE and action.patch is not None:
                 # say when the next try is (or that there is none), as a failed run does
-                now = time.monotonic()
-                text = attempt.reason if attempt.permanent else text_retry(action.reason, attempt.next_at - now)
                 patched: dict[str, Any] = json.loads(json.dumps(action.patch))
                 patched["metadata"].setdefault("annotations", {})[REASON_ANNOTATION] = text
                 action = replace(action, patch=patched, reason=text)
@@ -421,17 +416,24 @@ class Agent:
         self, action: Action, target: str, failure: str, labels: Mapping[str, str], annotations: Mapping[str, str]
     ) -> tuple[dict[str, Any], Action]:
         key = services_key(target, self.source.current().digest)
+        reason = self._failed(key, f"{text_applied(target, changed=False)}; starting host services failed: {failure}")
+        patch = settle_patch(labels, annotations, Settle(STATE_FAILED, reason)) or {"metadata": {}}
+        return patch, replace(action, event=Event("Warning", EV_FAILED, reason), reason=reason)
+
+    def _failed(self, key: Key, reason: str, *, permanent: bool = False, keep_trying: bool = False) -> str:
+        """Record a failure of `key`; the reason to show: with when the next try is, or that there is none."""
         attempt = record_failure(
             self.attempts.get(key),
             now=time.monotonic(),
-            permanent=False,
-            reason=f"{text_applied(target, changed=False)}; starting host services failed: {failure}",
+            permanent=permanent,
+            reason=reason,
             policy=self.policy,
+            keep_trying=keep_trying,
         )
         self.attempts[key] = attempt
-        reason = attempt.reason if attempt.permanent else text_retry(attempt.reason, attempt.next_at - time.monotonic())
-        patch = settle_patch(labels, annotations, Settle(STATE_FAILED, reason)) or {"metadata": {}}
-        return patch, replace(action, event=Event("Warning", EV_FAILED, reason), reason=reason)
+        if attempt.permanent:
+            return attempt.reason
+        return text_retry(reason, attempt.next_at - time.monotonic())
 
     def _next_attempt(self, key: Key) -> float | None:
         attempt = self.attempts.get(key)
@@ -514,17 +516,7 @@ class Agent:
 
     def _unreadable(self, target: str, node: Mapping[str, Any], reason: str) -> None:
         """A run could not start because the GPUs could not be read: `failed`, retried with back-off."""
-        key: Key = (target, self.source.current().digest)
-        attempt = record_failure(
-            self.attempts.get(key),
-            now=time.monotonic(),
-            permanent=False,
-            reason=reason,
-            policy=self.policy,
-            keep_trying=RESTORE_ANNOTATION in _annotations(node),
-        )
-        self.attempts[key] = attempt
-        text = attempt.reason if attempt.permanent else text_retry(reason, attempt.next_at - time.monotonic())
+        text = self._failed((target, self.source.current().digest), reason, keep_trying=_owes_restore(node))
         patch = settle_patch(_labels(node), _annotations(node), Settle(STATE_FAILED, text))
         if patch is not None:
             self._patch(patch, "state failed: GPUs unreadable")
@@ -737,19 +729,8 @@ class Agent:
         if outcome.state == STATE_SUCCESS:
             self._delete_pods((OPERATOR_VALIDATOR_APP,))
         else:
-            attempt = record_failure(
-                self.attempts.get(key),
-                now=time.monotonic(),
-                permanent=outcome.permanent,
-                reason=outcome.reason,
-                policy=self.policy,
-                keep_trying=restore_point is not None,
-            )
-            self.attempts[key] = attempt
-            if attempt.permanent:
-                outcome.reason = attempt.reason
-            else:
-                outcome.reason = text_retry(outcome.reason, attempt.next_at - time.monotonic())
+            keep_trying = restore_point is not None
+            outcome.reason = self._failed(key, outcome.reason, permanent=outcome.permanent, keep_trying=keep_trying)
         inventory = self._refresh_inventory()
         node = self.watcher.latest
         settle = Settle(
