@@ -39,7 +39,7 @@ import yaml
 from kubernetes import client
 
 from kubesim.server import Config, KubeSim
-from kubesim.testing import Tools, kube_client
+from kubesim.testing import Tools, cluster_config, kube_client
 from mig_manager.catalog import CI_PROFILE_CONSTANTS, ProfileTable, default_catalog
 from mig_manager.devices import simulated
 
@@ -534,15 +534,8 @@ def describe(views: Mapping[str, NodeView]) -> str:
 
 
 def chaos_config() -> Config:
-    """kubesim's default topology with fast simulated timings (restarts, reboots, GPU polls)."""
-    return Config(
-        topology="default",
-        bookmark_interval=1.0,
-        restart_backoff=0.2,
-        restart_backoff_max=1.0,
-        reboot_seconds=0.5,
-        gpu_poll_interval=0.05,
-    )
+    """kubesim's default topology with the test timings (fast restarts, short reboots, quick GPU polls)."""
+    return cluster_config("default")
 
 
 def summary(reports: Sequence[RoundReport], seed: int) -> dict[str, Any]:
